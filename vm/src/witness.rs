@@ -1,0 +1,153 @@
+//! The one-step witness: everything a verifier that knows only the pre-state hash needs to compute
+//! the post-state hash (`docs/protocol.md` section 4), and its byte encoding.
+
+use crate::hash::{Hash, MEMORY_DEPTH};
+use crate::state::{hex_hash, VmState};
+use serde::{Deserialize, Serialize};
+
+/// A memory leaf and its path to the memory root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryProof {
+    /// The 32 bytes of the leaf.
+    pub leaf: [u8; 32],
+    /// Siblings from the bottom of the tree to the top.
+    pub path: [Hash; MEMORY_DEPTH],
+}
+
+/// A chunk of an input tensor and its path to the tensor's data root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkProof {
+    /// The chunk, zero-padded past the tensor's end.
+    pub chunk: [u8; 32],
+    /// Siblings from the bottom up; as many as the tensor's chunk tree is deep.
+    pub path: Vec<Hash>,
+}
+
+/// Proof of what `read_chunk` reads: the slot's commitment against the input root, and the chunk
+/// against the commitment's data root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputProof {
+    /// The tensor header; empty when the slot is empty.
+    pub header: Vec<u8>,
+    /// The tensor's data root (unused when the slot is empty).
+    pub data_root: Hash,
+    /// Path of the slot's leaf in the input tree.
+    pub slot_path: [Hash; crate::commitment::INPUT_DEPTH],
+    /// The chunk, when it is in range.
+    pub chunk: Option<ChunkProof>,
+}
+
+/// The output accumulator's preimage: `count ‖ frontier`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccumulatorSnapshot {
+    /// Chunks appended.
+    pub count: u32,
+    /// The incremental tree's frontier.
+    pub frontier: [Hash; MEMORY_DEPTH],
+}
+
+impl AccumulatorSnapshot {
+    /// `count (u32 BE) ‖ frontier`: 868 bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(4 + 32 * MEMORY_DEPTH);
+        out.extend_from_slice(&self.count.to_be_bytes());
+        for h in &self.frontier {
+            out.extend_from_slice(h);
+        }
+        out
+    }
+}
+
+/// The ecall-specific part of a witness.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EcallExtra {
+    /// For `read_chunk`.
+    Input(InputProof),
+    /// For `write_chunk`.
+    Accumulator(AccumulatorSnapshot),
+}
+
+/// The witness of one step, in structured form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepWitness {
+    /// The state before the step.
+    pub pre_state: VmState,
+    /// Proof of the leaf holding the instruction, when the step fetches one.
+    pub instruction: Option<MemoryProof>,
+    /// Input proof or accumulator, for the chunk ecalls.
+    pub extra: Option<EcallExtra>,
+    /// Proof of the data leaf a load, store or chunk ecall touches.
+    pub memory: Option<MemoryProof>,
+}
+
+impl StepWitness {
+    /// The byte encoding that `verify_step` and the Solidity step contract take.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = self.pre_state.encode().to_vec();
+        if let Some(p) = &self.instruction {
+            encode_memory_proof(&mut out, p);
+        }
+        match &self.extra {
+            None => {}
+            Some(EcallExtra::Accumulator(acc)) => out.extend_from_slice(&acc.encode()),
+            Some(EcallExtra::Input(p)) => {
+                out.extend_from_slice(&(p.header.len() as u16).to_be_bytes());
+                if !p.header.is_empty() {
+                    out.extend_from_slice(&p.header);
+                    out.extend_from_slice(&p.data_root);
+                }
+                p.slot_path.iter().for_each(|h| out.extend_from_slice(h));
+                if let Some(c) = &p.chunk {
+                    out.extend_from_slice(&c.chunk);
+                    c.path.iter().for_each(|h| out.extend_from_slice(h));
+                }
+            }
+        }
+        if let Some(p) = &self.memory {
+            encode_memory_proof(&mut out, p);
+        }
+        out
+    }
+}
+
+fn encode_memory_proof(out: &mut Vec<u8>, proof: &MemoryProof) {
+    out.extend_from_slice(&proof.leaf);
+    proof.path.iter().for_each(|h| out.extend_from_slice(h));
+}
+
+/// A proven step: the witness with the hashes on both sides. This is what `opml vm witness` writes
+/// and `opml vm verify-witness` reads (as JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepProof {
+    /// Index of the step (the pre-state's step counter).
+    pub step: u64,
+    /// Hash of the state before the step.
+    #[serde(with = "hex_hash")]
+    pub pre_state_hash: Hash,
+    /// Hash of the state after the step.
+    #[serde(with = "hex_hash")]
+    pub post_state_hash: Hash,
+    /// The state before the step, decoded for people.
+    pub pre_state: VmState,
+    /// The instruction word executed, if the step fetched one.
+    pub instruction_word: Option<u32>,
+    /// The encoded witness, `0x`-hex.
+    #[serde(with = "hex_bytes")]
+    pub witness: Vec<u8>,
+}
+
+/// Serde of byte strings as `0x`-prefixed hex.
+pub mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes `0x…`.
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("0x{}", hex::encode(bytes)))
+    }
+
+    /// Reads `0x…` or bare hex.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        hex::decode(s.trim_start_matches("0x")).map_err(serde::de::Error::custom)
+    }
+}
