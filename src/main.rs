@@ -1,1 +1,66 @@
-fn main(){}
+//! `opml`: the command line of the opML fraud-proof toolkit, for model submitters, challengers and
+//! researchers.
+
+mod bench;
+mod vm;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Exit status when the program in the VM faulted.
+pub(crate) const EXIT_FAULT: u8 = 125;
+/// Exit status when the step limit was reached before the program exited.
+pub(crate) const EXIT_STEP_LIMIT: u8 = 124;
+/// Exit status for bad input to opml itself (unreadable or malformed files, bad arguments).
+pub(crate) const EXIT_USAGE: u8 = 2;
+/// Exit status when a check found a mismatch (a witness that does not verify).
+pub(crate) const EXIT_MISMATCH: u8 = 1;
+
+#[derive(Parser)]
+#[command(
+    name = "opml",
+    version,
+    about = "Optimistic ML: post ML results on Ethereum and defend them with fraud proofs",
+    long_about = "Optimistic ML: post ML results on Ethereum and defend them with fraud proofs.\n\n\
+        A dispute narrows, by bisection, over a model's graph nodes and then over the VM steps of one \
+        node, down to a single RV32IM instruction that the chain executes. This tool runs that VM, \
+        produces and checks its one-step witnesses, and measures it.\n\n\
+        Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run RV32IM programs in the fraud-proof VM, produce and verify one-step witnesses.
+    #[command(subcommand)]
+    Vm(vm::VmCommand),
+    /// The end-to-end demonstration: run a program in the VM, then prove and verify steps of it
+    /// from checkpoints, as a dispute would.
+    Demo(vm::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Vm(cmd) => vm::run(cmd),
+        Command::Demo(args) => vm::demo(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}

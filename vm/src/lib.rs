@@ -4,10 +4,24 @@
 //!
 //! The byte-level rules live in `docs/protocol.md`.
 
+pub mod checkpoint;
+pub mod commitment;
 pub mod elf;
+mod execute;
 pub mod hash;
+pub mod instruction;
+pub mod machine;
+pub mod memory;
+pub mod state;
 pub mod verify;
+pub mod witness;
 
+pub use checkpoint::Checkpoints;
+pub use commitment::{data_root, tensor_commitment, InputSlots, InputTensor, OutputAccumulator};
 pub use elf::{parse_elf, ElfError, ElfImage, Segment};
+pub use execute::ecall;
 pub use hash::{keccak256, Hash};
+pub use machine::{Machine, RunOutcome};
+pub use state::{Fault, Status, VmState};
 pub use verify::{verify_step, VerifyError};
+pub use witness::{StepProof, StepWitness};

@@ -1,0 +1,266 @@
+//! `opml vm bench`: the VM's figures, each printed beside a baseline measured in the same process.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use opml_vm::memory::Memory;
+use opml_vm::{keccak256, verify_step, Checkpoints, RunOutcome};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Args)]
+pub(crate) struct BenchArgs {
+    /// Compute-heavy program for the interpreter speed (the int8 matrix multiply).
+    #[arg(long, default_value = "target/riscv-programs/matmul.elf")]
+    elf: PathBuf,
+    /// Long-running program to prove a step deep into.
+    #[arg(long, default_value = "target/riscv-programs/longrun.elf")]
+    long_elf: PathBuf,
+    /// The step of the long run to produce a witness for.
+    #[arg(long, default_value_t = 1_000_000_000)]
+    witness_step: u64,
+    /// Steps between checkpoints of the long run.
+    #[arg(long, default_value_t = 1 << 24)]
+    checkpoint_interval: u64,
+    /// MiB of memory to write before timing the Merkle root.
+    #[arg(long, default_value_t = 64)]
+    merkle_mib: usize,
+    /// Repetitions of each timing (the best is reported).
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Print the figures as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize, Default)]
+struct BenchReport {
+    interpreter: Option<InterpreterFigures>,
+    merkle: MerkleFigures,
+    witness: Option<WitnessFigures>,
+}
+
+#[derive(Serialize)]
+struct InterpreterFigures {
+    program: String,
+    steps: u64,
+    opml_seconds: f64,
+    opml_steps_per_second: f64,
+    qemu_seconds: Option<f64>,
+    /// opml speed as a fraction of qemu-riscv32's (same program, same steps).
+    fraction_of_qemu: Option<f64>,
+}
+
+#[derive(Serialize, Default)]
+struct MerkleFigures {
+    mib_written: usize,
+    pages: usize,
+    root_seconds: f64,
+    keccak_same_bytes_seconds: f64,
+    root_over_keccak: f64,
+    /// Root again after rewriting one page: the incremental cost.
+    one_page_update_seconds: f64,
+}
+
+#[derive(Serialize)]
+struct WitnessFigures {
+    program: String,
+    step: u64,
+    checkpoint_interval: u64,
+    checkpoints: usize,
+    record_seconds: f64,
+    record_steps_per_second: f64,
+    witness_seconds: f64,
+    witness_bytes: usize,
+    verified: bool,
+}
+
+fn best_of<T>(repeat: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
+    let mut best = None::<(Duration, T)>;
+    for _ in 0..repeat.max(1) {
+        let start = Instant::now();
+        let value = f();
+        let elapsed = start.elapsed();
+        if best.as_ref().is_none_or(|(b, _)| elapsed < *b) {
+            best = Some((elapsed, value));
+        }
+    }
+    best.expect("at least one run")
+}
+
+pub(crate) fn run(args: BenchArgs) -> Result<ExitCode> {
+    let mut report = BenchReport::default();
+    if args.elf.exists() {
+        report.interpreter = Some(interpreter(&args)?);
+    } else {
+        tracing::warn!(elf = %args.elf.display(), "no program for the interpreter figure; build it with vm/tests/programs/build.sh");
+    }
+    report.merkle = merkle(&args);
+    if args.long_elf.exists() {
+        report.witness = Some(witness(&args)?);
+    } else {
+        tracing::warn!(elf = %args.long_elf.display(), "no long-running program for the witness figure");
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn interpreter(args: &BenchArgs) -> Result<InterpreterFigures> {
+    let machine = crate::vm::load_machine(&args.elf, &[])?;
+    let (elapsed, (steps, outcome)) = best_of(args.repeat, || {
+        let mut m = machine.clone();
+        let outcome = m.run(u64::MAX);
+        (m.step_count(), outcome)
+    });
+    anyhow::ensure!(
+        matches!(outcome, RunOutcome::Exited(_)),
+        "{} did not exit: {outcome:?}",
+        args.elf.display()
+    );
+    let qemu_seconds = which_qemu().map(|qemu| {
+        best_of(args.repeat, || {
+            Command::new(&qemu)
+                .arg(&args.elf)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .map(|s| s.code())
+        })
+        .0
+        .as_secs_f64()
+    });
+    let opml_seconds = elapsed.as_secs_f64();
+    Ok(InterpreterFigures {
+        program: args.elf.display().to_string(),
+        steps,
+        opml_seconds,
+        opml_steps_per_second: steps as f64 / opml_seconds,
+        qemu_seconds,
+        fraction_of_qemu: qemu_seconds.map(|q| q / opml_seconds),
+    })
+}
+
+fn which_qemu() -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| PathBuf::from(dir).join("qemu-riscv32"))
+        .find(|p| p.is_file())
+}
+
+fn merkle(args: &BenchArgs) -> MerkleFigures {
+    let len = args.merkle_mib << 20;
+    // Pseudo-random bytes (xorshift), so no page is all zeros.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let bytes: Vec<u8> = (0..len / 8)
+        .flat_map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()
+        })
+        .collect();
+    let (root_time, (pages, mut memory)) = best_of(args.repeat, || {
+        let mut memory = Memory::default();
+        memory.write_bytes(0x1000_0000, &bytes);
+        let start = Instant::now();
+        memory.merkle_root();
+        let t = start.elapsed();
+        (t, (memory.pages_in_use(), memory))
+    })
+    .1;
+    let (keccak_time, _) = best_of(args.repeat, || keccak256(&bytes));
+    memory.write_bytes(0x1000_0000 + 4096 * 7, &[0xab; 4096]);
+    let start = Instant::now();
+    memory.merkle_root();
+    let one_page = start.elapsed();
+    MerkleFigures {
+        mib_written: args.merkle_mib,
+        pages,
+        root_seconds: root_time.as_secs_f64(),
+        keccak_same_bytes_seconds: keccak_time.as_secs_f64(),
+        root_over_keccak: root_time.as_secs_f64() / keccak_time.as_secs_f64(),
+        one_page_update_seconds: one_page.as_secs_f64(),
+    }
+}
+
+fn witness(args: &BenchArgs) -> Result<WitnessFigures> {
+    let machine = crate::vm::load_machine(&args.long_elf, &[])
+        .with_context(|| format!("loading {}", args.long_elf.display()))?;
+    let start = Instant::now();
+    let (checkpoints, end) =
+        Checkpoints::record(machine, args.checkpoint_interval, args.witness_step);
+    let record = start.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        end.step_count() >= args.witness_step,
+        "{} stops after {} steps, before step {}",
+        args.long_elf.display(),
+        end.step_count(),
+        args.witness_step
+    );
+    let (elapsed, proof) = best_of(args.repeat, || checkpoints.prove(args.witness_step));
+    let verified = verify_step(&proof.pre_state_hash, &proof.witness)
+        .is_ok_and(|h| h == proof.post_state_hash);
+    Ok(WitnessFigures {
+        program: args.long_elf.display().to_string(),
+        step: args.witness_step,
+        checkpoint_interval: args.checkpoint_interval,
+        checkpoints: checkpoints.len(),
+        record_seconds: record,
+        record_steps_per_second: args.witness_step as f64 / record,
+        witness_seconds: elapsed.as_secs_f64(),
+        witness_bytes: proof.witness.len(),
+        verified,
+    })
+}
+
+fn print(report: &BenchReport) {
+    if let Some(i) = &report.interpreter {
+        println!("interpreter  {} ({} steps)", i.program, i.steps);
+        println!(
+            "  opml          {:>9.3} s   {:>8.1} M steps/s",
+            i.opml_seconds,
+            i.opml_steps_per_second / 1e6
+        );
+        match (i.qemu_seconds, i.fraction_of_qemu) {
+            (Some(q), Some(f)) => println!(
+                "  qemu-riscv32  {q:>9.3} s   {:>8.1} M steps/s   opml = {f:.2} × qemu",
+                i.steps as f64 / q / 1e6
+            ),
+            _ => println!("  qemu-riscv32  not installed"),
+        }
+    }
+    let m = &report.merkle;
+    println!(
+        "merkle root after writing {} MiB ({} pages)",
+        m.mib_written, m.pages
+    );
+    println!("  memory root   {:>9.3} s", m.root_seconds);
+    println!(
+        "  keccak(bytes) {:>9.3} s   root = {:.2} × plain keccak",
+        m.keccak_same_bytes_seconds, m.root_over_keccak
+    );
+    println!(
+        "  1 page after  {:>9.3} ms",
+        m.one_page_update_seconds * 1e3
+    );
+    if let Some(w) = &report.witness {
+        println!("witness at step {} of {}", w.step, w.program);
+        println!(
+            "  record run    {:>9.3} s   {:>8.1} M steps/s, {} checkpoints every {} steps",
+            w.record_seconds,
+            w.record_steps_per_second / 1e6,
+            w.checkpoints,
+            w.checkpoint_interval
+        );
+        println!(
+            "  witness       {:>9.3} s   {} bytes, verified: {}",
+            w.witness_seconds, w.witness_bytes, w.verified
+        );
+    }
+}

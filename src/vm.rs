@@ -1,0 +1,379 @@
+//! `opml vm …` and `opml demo`: run programs, produce and verify witnesses.
+
+use crate::{EXIT_FAULT, EXIT_MISMATCH, EXIT_STEP_LIMIT};
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use opml_vm::{
+    parse_elf, verify_step, Checkpoints, InputSlots, InputTensor, Machine, RunOutcome, StepProof,
+};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(Subcommand)]
+pub(crate) enum VmCommand {
+    /// Run a static RV32IM ELF: its stdout/stderr pass through, then the result is printed.
+    ///
+    /// Exit status: the program's exit code (low 8 bits) when it exits; 125 when it faults;
+    /// 124 when --max-steps runs out first; 2 when the ELF or an input cannot be loaded.
+    Run(RunArgs),
+    /// Produce the one-step witness of step N of a program's run (from the state after N steps).
+    Witness(WitnessArgs),
+    /// Check a witness file written by `opml vm witness --out`: recompute the post-state hash from
+    /// the pre-state hash and the witness alone. Exit status 1 when it does not match.
+    VerifyWitness(VerifyArgs),
+    /// Measure the VM: interpreter speed against qemu-riscv32, Merkle root cost against plain keccak,
+    /// and the time to a witness deep in a long run.
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct ProgramArgs {
+    /// Static ELF32 RV32IM executable (e.g. built with `riscv64-unknown-elf-gcc -march=rv32im -mabi=ilp32`).
+    pub(crate) elf: PathBuf,
+    /// Put a file's bytes in an input slot, read by the program with the read_chunk ecall: SLOT=FILE.
+    #[arg(long = "input", value_name = "SLOT=FILE")]
+    pub(crate) inputs: Vec<String>,
+}
+
+impl ProgramArgs {
+    pub(crate) fn machine(&self) -> Result<Machine> {
+        load_machine(&self.elf, &self.inputs)
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    program: ProgramArgs,
+    /// Stop after this many steps if the program has not exited.
+    #[arg(long, default_value_t = u64::MAX)]
+    max_steps: u64,
+    /// Print one JSON object (program output included in it) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct WitnessArgs {
+    #[command(flatten)]
+    program: ProgramArgs,
+    /// The step to prove: the witness takes the state after N steps to the state after N+1.
+    #[arg(long)]
+    step: u64,
+    /// Print the witness as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Write the witness as JSON to this file (for `opml vm verify-witness`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub(crate) struct VerifyArgs {
+    /// A witness JSON file from `opml vm witness --out`.
+    file: PathBuf,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct DemoArgs {
+    /// The program to run; defaults to the bundled `primes` example built by `scripts/demo.sh`.
+    #[arg(default_value = "target/riscv-programs/primes.elf")]
+    elf: PathBuf,
+    /// Steps between checkpoints of the run.
+    #[arg(long, default_value_t = 100_000)]
+    checkpoint_interval: u64,
+}
+
+pub(crate) fn run(cmd: VmCommand) -> Result<ExitCode> {
+    match cmd {
+        VmCommand::Run(args) => run_program(args),
+        VmCommand::Witness(args) => witness(args),
+        VmCommand::VerifyWitness(args) => verify(args),
+        VmCommand::Bench(args) => crate::bench::run(args),
+    }
+}
+
+/// Loads an ELF and its input files into a fresh machine.
+pub(crate) fn load_machine(elf: &Path, inputs: &[String]) -> Result<Machine> {
+    let bytes = std::fs::read(elf).with_context(|| format!("reading {}", elf.display()))?;
+    let image = parse_elf(&bytes).with_context(|| format!("loading {}", elf.display()))?;
+    let mut slots = InputSlots::default();
+    for spec in inputs {
+        let (slot, file) = spec
+            .split_once('=')
+            .with_context(|| format!("--input {spec}: expected SLOT=FILE"))?;
+        let slot: usize = slot
+            .parse()
+            .with_context(|| format!("--input {spec}: bad slot number"))?;
+        let data = std::fs::read(file).with_context(|| format!("reading input {file}"))?;
+        slots
+            .set(slot, InputTensor::from_bytes(data))
+            .with_context(|| format!("--input {spec}"))?;
+    }
+    Ok(Machine::new(&image, slots))
+}
+
+#[derive(Serialize)]
+struct RunReport {
+    status: &'static str,
+    exit_code: Option<u32>,
+    fault: Option<opml_vm::Fault>,
+    steps: u64,
+    state_hash: String,
+    output_chunks: u32,
+    elapsed_seconds: f64,
+    steps_per_second: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stdout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stderr: Option<String>,
+}
+
+fn exit_status(outcome: RunOutcome) -> ExitCode {
+    match outcome {
+        RunOutcome::Exited(code) => ExitCode::from(code as u8),
+        RunOutcome::Faulted(_) => ExitCode::from(EXIT_FAULT),
+        RunOutcome::StepLimit => ExitCode::from(EXIT_STEP_LIMIT),
+    }
+}
+
+fn run_program(args: RunArgs) -> Result<ExitCode> {
+    let mut machine = args.program.machine()?;
+    machine.set_console_echo(!args.json);
+    tracing::debug!(elf = %args.program.elf.display(), "running");
+    let start = Instant::now();
+    let outcome = machine.run(args.max_steps);
+    let elapsed = start.elapsed().as_secs_f64();
+    let steps = machine.step_count();
+    let report = RunReport {
+        status: match outcome {
+            RunOutcome::Exited(_) => "exited",
+            RunOutcome::Faulted(_) => "faulted",
+            RunOutcome::StepLimit => "step_limit",
+        },
+        exit_code: match outcome {
+            RunOutcome::Exited(code) => Some(code),
+            _ => None,
+        },
+        fault: match outcome {
+            RunOutcome::Faulted(f) => Some(f),
+            _ => None,
+        },
+        steps,
+        state_hash: format!("0x{}", hex::encode(machine.state_hash())),
+        output_chunks: machine.output().count(),
+        elapsed_seconds: elapsed,
+        steps_per_second: steps as f64 / elapsed.max(1e-9),
+        stdout: args
+            .json
+            .then(|| String::from_utf8_lossy(machine.stdout()).into_owned()),
+        stderr: args
+            .json
+            .then(|| String::from_utf8_lossy(machine.stderr()).into_owned()),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let result = match outcome {
+            RunOutcome::Exited(code) => format!("exited with code {code}"),
+            RunOutcome::Faulted(f) => format!("faulted: {f} at pc {:#010x}", machine.pc()),
+            RunOutcome::StepLimit => format!("stopped at the step limit ({})", args.max_steps),
+        };
+        eprintln!("\n--- opml vm: {result}");
+        eprintln!("steps:       {steps}");
+        eprintln!("state hash:  {}", report.state_hash);
+        eprintln!("output:      {} chunks", report.output_chunks);
+        eprintln!(
+            "speed:       {:.1} M steps/s ({elapsed:.3} s)",
+            report.steps_per_second / 1e6
+        );
+    }
+    Ok(exit_status(outcome))
+}
+
+fn witness(args: WitnessArgs) -> Result<ExitCode> {
+    let mut machine = args.program.machine()?;
+    let outcome = machine.run_to(args.step);
+    if machine.step_count() < args.step {
+        tracing::info!(
+            stopped_at = machine.step_count(),
+            ?outcome,
+            "the program stops before that step; proving the padding step after its end"
+        );
+    }
+    let proof = machine.prove_step();
+    let json = serde_json::to_string_pretty(&proof)?;
+    if let Some(path) = &args.out {
+        std::fs::write(path, &json).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if args.json {
+        println!("{json}");
+    } else {
+        print_proof(&proof);
+        if let Some(path) = &args.out {
+            println!("written to:      {}", path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_proof(proof: &StepProof) {
+    println!("step:            {}", proof.step);
+    println!("pc:              {:#010x}", proof.pre_state.pc);
+    match proof.instruction_word {
+        Some(word) => println!(
+            "instruction:     {word:#010x} ({:?})",
+            opml_vm::instruction::Instruction::decode(word).opcode
+        ),
+        None => println!("instruction:     none (the machine has stopped or cannot fetch)"),
+    }
+    println!("pre-state hash:  0x{}", hex::encode(proof.pre_state_hash));
+    println!("post-state hash: 0x{}", hex::encode(proof.post_state_hash));
+    println!("witness:         {} bytes", proof.witness.len());
+}
+
+#[derive(Serialize)]
+struct VerifyReport {
+    valid: bool,
+    step: u64,
+    computed_post_state_hash: Option<String>,
+    claimed_post_state_hash: String,
+    error: Option<String>,
+}
+
+fn verify(args: VerifyArgs) -> Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    let proof: StepProof = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a witness file", args.file.display()))?;
+    let result = verify_step(&proof.pre_state_hash, &proof.witness);
+    let report = VerifyReport {
+        valid: matches!(&result, Ok(h) if *h == proof.post_state_hash),
+        step: proof.step,
+        computed_post_state_hash: result
+            .as_ref()
+            .ok()
+            .map(|h| format!("0x{}", hex::encode(h))),
+        claimed_post_state_hash: format!("0x{}", hex::encode(proof.post_state_hash)),
+        error: result.as_ref().err().map(|e| e.to_string()),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if let Some(err) = &report.error {
+        println!(
+            "INVALID: step {}: the witness is rejected: {err}",
+            proof.step
+        );
+    } else if report.valid {
+        println!(
+            "OK: step {} goes to {}",
+            proof.step, report.claimed_post_state_hash
+        );
+    } else {
+        println!(
+            "MISMATCH: step {} goes to {}, but the file claims {}",
+            proof.step,
+            report.computed_post_state_hash.as_deref().unwrap_or("?"),
+            report.claimed_post_state_hash
+        );
+    }
+    Ok(if report.valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_MISMATCH)
+    })
+}
+
+/// The main job for now: run a program, checkpoint it, and prove and verify steps across the run.
+pub(crate) fn demo(args: DemoArgs) -> Result<ExitCode> {
+    if !args.elf.exists() {
+        bail!(
+            "{} not found: run `scripts/demo.sh`, which builds the example programs first",
+            args.elf.display()
+        );
+    }
+    let machine = load_machine(&args.elf, &[])?;
+    println!("== opml demo: {}", args.elf.display());
+    println!("-- 1. run natively in the fast interpreter (program output follows)");
+    let mut fast = machine.clone();
+    fast.set_console_echo(true);
+    let start = Instant::now();
+    let outcome = fast.run(u64::MAX);
+    let run_time = start.elapsed();
+    let total = fast.step_count();
+    println!(
+        "   {outcome:?} after {total} steps in {:.3} s ({:.1} M steps/s), final state 0x{}",
+        run_time.as_secs_f64(),
+        total as f64 / run_time.as_secs_f64().max(1e-9) / 1e6,
+        hex::encode(fast.state_hash())
+    );
+
+    println!(
+        "-- 2. record checkpoints every {} steps",
+        args.checkpoint_interval
+    );
+    let start = Instant::now();
+    let (checkpoints, end) = Checkpoints::record(machine, args.checkpoint_interval, u64::MAX);
+    let mut end = end;
+    println!(
+        "   {} checkpoints in {:.3} s; final state agrees: {}",
+        checkpoints.len(),
+        start.elapsed().as_secs_f64(),
+        end.state_hash() == fast.state_hash()
+    );
+
+    println!(
+        "-- 3. prove single steps from the nearest checkpoint and verify each from its hash alone"
+    );
+    let picks = [
+        0,
+        1,
+        total / 3,
+        total / 2,
+        total.saturating_sub(2),
+        total.saturating_sub(1),
+        total,
+    ];
+    let mut all_ok = true;
+    for step in picks {
+        let start = Instant::now();
+        let proof = checkpoints.prove(step);
+        let prove_time = start.elapsed();
+        let verified = verify_step(&proof.pre_state_hash, &proof.witness);
+        let ok = matches!(&verified, Ok(h) if *h == proof.post_state_hash);
+        all_ok &= ok;
+        let what = proof
+            .instruction_word
+            .map(|w| format!("{:?}", opml_vm::instruction::Instruction::decode(w).opcode))
+            .unwrap_or_else(|| "(stopped)".into());
+        println!(
+            "   step {step:>10}  pc {:#010x}  {what:<8} witness {:>5} B  proved in {:>7.2} ms  verify: {}",
+            proof.pre_state.pc,
+            proof.witness.len(),
+            prove_time.as_secs_f64() * 1e3,
+            match &verified {
+                Ok(_) if ok => "ok".to_string(),
+                Ok(_) => "MISMATCH".to_string(),
+                Err(e) => format!("REJECTED ({e})"),
+            }
+        );
+    }
+    println!(
+        "== {}",
+        if all_ok {
+            "every witness verified"
+        } else {
+            "SOME WITNESSES FAILED"
+        }
+    );
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_MISMATCH)
+    })
+}

@@ -1,0 +1,414 @@
+//! The machine: registers, memory, inputs, output and console, with its two drivers — the fast
+//! interpreter ([`Machine::run`]) and the proving path ([`Machine::prove_step`]).
+
+use crate::commitment::{InputSlots, OutputAccumulator, INPUT_SLOTS};
+use crate::elf::{ElfImage, STACK_TOP};
+use crate::execute::{check_fetch, execute, Bus, Cpu, Stop};
+use crate::hash::Hash;
+use crate::instruction::Instruction;
+use crate::memory::Memory;
+use crate::state::{Fault, Status, VmState};
+use crate::witness::{EcallExtra, MemoryProof, StepProof, StepWitness};
+use std::io::Write;
+use std::sync::Arc;
+
+/// Largest text segment the fast interpreter pre-decodes (words outside it are decoded when fetched).
+const MAX_DECODED_BYTES: u32 = 64 << 20;
+
+/// Most bytes of one `write` ecall that reach the console; the call still returns its full length.
+pub const MAX_CONSOLE_WRITE: u32 = 1 << 20;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// The program called `exit` with this code.
+    Exited(u32),
+    /// An instruction faulted.
+    Faulted(Fault),
+    /// The step budget ran out while the machine was still running.
+    StepLimit,
+}
+
+/// What the program wrote to fds 1 and 2: kept for the caller, optionally echoed live.
+#[derive(Debug, Clone, Default)]
+struct Console {
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    echo: bool,
+}
+
+/// Pre-decoded instructions of the text segment, kept in step with stores into it.
+#[derive(Debug, Clone, Default)]
+struct CodeCache {
+    base: u32,
+    table: Arc<Vec<Instruction>>,
+}
+
+impl CodeCache {
+    fn new(memory: &Memory, base: u32, len: u32) -> Self {
+        let table = (0..len / 4)
+            .map(|i| Instruction::decode(memory.read_word(base + 4 * i)))
+            .collect();
+        Self {
+            base,
+            table: Arc::new(table),
+        }
+    }
+
+    /// The decoded instruction at `pc`, if `pc` is an aligned address inside the table.
+    #[inline(always)]
+    fn get(&self, pc: u32) -> Option<Instruction> {
+        let offset = pc.wrapping_sub(self.base);
+        if offset & 3 != 0 {
+            return None;
+        }
+        self.table.get((offset >> 2) as usize).copied()
+    }
+
+    /// Re-decodes the words of `addr .. addr + len` that lie in the table, after a store there.
+    #[inline(always)]
+    fn invalidate(&mut self, memory: &Memory, addr: u32, len: u32) {
+        let offset = addr.wrapping_sub(self.base);
+        if offset >= (self.table.len() as u32) << 2 {
+            return;
+        }
+        let table = Arc::make_mut(&mut self.table);
+        for word in (offset & !3..offset + len).step_by(4) {
+            if let Some(slot) = table.get_mut((word >> 2) as usize) {
+                *slot = Instruction::decode(memory.read_word(self.base + word));
+            }
+        }
+    }
+}
+
+/// The RV32IM machine of `docs/protocol.md`. Cloning it is taking a checkpoint: the clone shares
+/// nothing mutable with the original.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    cpu: Cpu,
+    step: u64,
+    status: Status,
+    exit_code: u32,
+    memory: Memory,
+    code: CodeCache,
+    inputs: InputSlots,
+    output: OutputAccumulator,
+    console: Console,
+}
+
+impl Machine {
+    /// The initial state of `image` with `inputs` (`docs/protocol.md` section 2).
+    pub fn new(image: &ElfImage, inputs: InputSlots) -> Self {
+        let mut memory = Memory::default();
+        for segment in &image.segments {
+            memory.write_bytes(segment.vaddr, &segment.data);
+        }
+        let code = image
+            .segments
+            .iter()
+            .find(|s| (s.vaddr..s.vaddr.saturating_add(s.mem_size)).contains(&image.entry))
+            .map(|s| {
+                CodeCache::new(
+                    &memory,
+                    s.vaddr & !3,
+                    s.mem_size.min(MAX_DECODED_BYTES) & !3,
+                )
+            })
+            .unwrap_or_default();
+        let mut cpu = Cpu {
+            pc: image.entry,
+            ..Cpu::default()
+        };
+        cpu.regs[2] = STACK_TOP;
+        Self {
+            cpu,
+            step: 0,
+            status: Status::Running,
+            exit_code: 0,
+            memory,
+            code,
+            inputs,
+            output: OutputAccumulator::default(),
+            console: Console::default(),
+        }
+    }
+
+    /// Echo what the program writes to fds 1 and 2 to this process's stdout and stderr as it runs.
+    pub fn set_console_echo(&mut self, echo: bool) {
+        self.console.echo = echo;
+    }
+
+    /// Everything the program wrote to stdout.
+    pub fn stdout(&self) -> &[u8] {
+        &self.console.stdout
+    }
+
+    /// Everything the program wrote to stderr.
+    pub fn stderr(&self) -> &[u8] {
+        &self.console.stderr
+    }
+
+    /// Steps executed so far.
+    pub fn step_count(&self) -> u64 {
+        self.step
+    }
+
+    /// Running, exited or faulted.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// The outcome so far: exit code, fault, or (still running) `StepLimit`.
+    pub fn outcome(&self) -> RunOutcome {
+        match self.status {
+            Status::Running => RunOutcome::StepLimit,
+            Status::Exited => RunOutcome::Exited(self.exit_code),
+            Status::Faulted => RunOutcome::Faulted(
+                Fault::from_code(self.exit_code).expect("faulted machines hold a fault code"),
+            ),
+        }
+    }
+
+    /// The register file (x0 is 0).
+    pub fn registers(&self) -> &[u32; 32] {
+        &self.cpu.regs
+    }
+
+    /// Sets register `reg` (x0 stays 0): for building arbitrary states in tests and fuzzers.
+    pub fn set_register(&mut self, reg: usize, value: u32) {
+        self.cpu.regs[reg & 31] = value;
+        self.cpu.regs[0] = 0;
+    }
+
+    /// The program counter.
+    pub fn pc(&self) -> u32 {
+        self.cpu.pc
+    }
+
+    /// The memory (to read results, or hash).
+    pub fn memory(&self) -> &Memory {
+        &self.memory
+    }
+
+    /// The input slots.
+    pub fn inputs(&self) -> &InputSlots {
+        &self.inputs
+    }
+
+    /// The output accumulator.
+    pub fn output(&mut self) -> &mut OutputAccumulator {
+        &mut self.output
+    }
+
+    /// The committed state; hashes whatever changed since it was last asked for.
+    pub fn state(&mut self) -> VmState {
+        VmState {
+            pc: self.cpu.pc,
+            regs: self.cpu.regs,
+            mem_root: self.memory.merkle_root(),
+            step: self.step,
+            status: self.status,
+            exit_code: self.exit_code,
+            input_root: self.inputs.root(),
+            output_acc: self.output.hash(),
+        }
+    }
+
+    /// Hash of [`Self::state`].
+    pub fn state_hash(&mut self) -> Hash {
+        self.state().hash()
+    }
+
+    fn stop(&mut self, stop: Stop) {
+        match stop {
+            Stop::Exit(code) => {
+                self.status = Status::Exited;
+                self.exit_code = code;
+            }
+            Stop::Fault(fault) => {
+                self.status = Status::Faulted;
+                self.exit_code = fault as u32;
+            }
+        }
+    }
+
+    /// Runs at most `max_steps` steps with no hashing at all, until exit or fault.
+    pub fn run(&mut self, max_steps: u64) -> RunOutcome {
+        if self.status != Status::Running {
+            return self.outcome();
+        }
+        let mut cpu = self.cpu;
+        let mut bus = MachineBus::<false> {
+            memory: &mut self.memory,
+            code: &mut self.code,
+            inputs: &self.inputs,
+            output: &mut self.output,
+            console: &mut self.console,
+            record: Record::default(),
+        };
+        let mut steps = 0;
+        let mut stop = None;
+        while steps < max_steps {
+            steps += 1;
+            let inst = match bus.code.get(cpu.pc) {
+                Some(inst) => inst,
+                None => match check_fetch(cpu.pc) {
+                    Ok(()) => Instruction::decode(bus.memory.read_word(cpu.pc)),
+                    Err(fault) => {
+                        stop = Some(Stop::Fault(fault));
+                        break;
+                    }
+                },
+            };
+            if let Err(s) = execute(&mut cpu, &mut bus, inst) {
+                stop = Some(s);
+                break;
+            }
+        }
+        self.cpu = cpu;
+        self.step += steps;
+        if let Some(stop) = stop {
+            self.stop(stop);
+        }
+        self.outcome()
+    }
+
+    /// Runs until the step counter reaches `step` (or the machine stops first).
+    pub fn run_to(&mut self, step: u64) -> RunOutcome {
+        self.run(step.saturating_sub(self.step))
+    }
+
+    /// Executes one step and returns its witness, with the state hashes before and after.
+    pub fn prove_step(&mut self) -> StepProof {
+        let pre_state = self.state();
+        let pre_state_hash = pre_state.hash();
+        let mut witness = StepWitness {
+            pre_state,
+            instruction: None,
+            extra: None,
+            memory: None,
+        };
+        let mut instruction_word = None;
+        if self.status == Status::Running {
+            self.step += 1;
+            let pc = self.cpu.pc;
+            let result = check_fetch(pc).map_err(Stop::Fault).and_then(|()| {
+                let proof = self.memory.proof(pc);
+                let word = u32::from_le_bytes(
+                    proof.leaf[pc as usize % 32..pc as usize % 32 + 4]
+                        .try_into()
+                        .expect("4"),
+                );
+                witness.instruction = Some(proof);
+                instruction_word = Some(word);
+                let mut bus = MachineBus::<true> {
+                    memory: &mut self.memory,
+                    code: &mut self.code,
+                    inputs: &self.inputs,
+                    output: &mut self.output,
+                    console: &mut self.console,
+                    record: Record::default(),
+                };
+                let result = execute(&mut self.cpu, &mut bus, Instruction::decode(word));
+                witness.extra = bus.record.extra;
+                witness.memory = bus.record.memory;
+                result
+            });
+            if let Err(stop) = result {
+                self.stop(stop);
+            }
+        }
+        StepProof {
+            step: witness.pre_state.step,
+            pre_state_hash,
+            post_state_hash: self.state_hash(),
+            instruction_word,
+            witness: witness.encode(),
+            pre_state: witness.pre_state,
+        }
+    }
+}
+
+/// What the proving bus saw: at most one data leaf and one ecall extra per step.
+#[derive(Default)]
+struct Record {
+    memory: Option<MemoryProof>,
+    extra: Option<EcallExtra>,
+}
+
+/// The one bus of both drivers; with `PROVE` it first records a proof of everything it touches.
+struct MachineBus<'a, const PROVE: bool> {
+    memory: &'a mut Memory,
+    code: &'a mut CodeCache,
+    inputs: &'a InputSlots,
+    output: &'a mut OutputAccumulator,
+    console: &'a mut Console,
+    record: Record,
+}
+
+impl<const PROVE: bool> MachineBus<'_, PROVE> {
+    #[inline(always)]
+    fn touch(&mut self, addr: u32) {
+        if PROVE {
+            assert!(
+                self.record.memory.is_none(),
+                "an instruction touched a second data leaf"
+            );
+            self.record.memory = Some(self.memory.proof(addr));
+        }
+    }
+}
+
+impl<const PROVE: bool> Bus for MachineBus<'_, PROVE> {
+    #[inline(always)]
+    fn load<const N: usize>(&mut self, addr: u32) -> [u8; N] {
+        self.touch(addr);
+        self.memory.read(addr)
+    }
+
+    #[inline(always)]
+    fn store<const N: usize>(&mut self, addr: u32, bytes: [u8; N]) {
+        self.touch(addr);
+        self.memory.write(addr, bytes);
+        self.code.invalidate(self.memory, addr, N as u32);
+    }
+
+    fn read_chunk(&mut self, slot: u32, index: u32, dest: u32) -> Result<(), Fault> {
+        if slot as usize >= INPUT_SLOTS {
+            return Err(Fault::InputOutOfRange);
+        }
+        if PROVE {
+            self.record.extra = Some(EcallExtra::Input(self.inputs.proof(slot, index)));
+        }
+        let chunk = self.inputs.chunk(slot, index)?;
+        self.store(dest, chunk);
+        Ok(())
+    }
+
+    fn write_chunk(&mut self, src: u32) -> Result<(), Fault> {
+        if PROVE {
+            self.record.extra = Some(EcallExtra::Accumulator(self.output.snapshot()));
+        }
+        if self.output.count() >= crate::commitment::OUTPUT_MAX_CHUNKS {
+            return Err(Fault::OutputFull);
+        }
+        let chunk = self.load::<32>(src);
+        self.output.append(chunk)
+    }
+
+    fn write_console(&mut self, fd: u32, buf: u32, len: u32) {
+        let bytes = self
+            .memory
+            .read_bytes(buf, len.min(MAX_CONSOLE_WRITE) as usize);
+        let (sink, echo): (&mut Vec<u8>, &mut dyn Write) = if fd == 1 {
+            (&mut self.console.stdout, &mut std::io::stdout())
+        } else {
+            (&mut self.console.stderr, &mut std::io::stderr())
+        };
+        if self.console.echo {
+            // The program's console is best effort: a closed pipe must not stop the machine.
+            let _ = echo.write_all(&bytes).and_then(|()| echo.flush());
+        }
+        sink.extend_from_slice(&bytes);
+    }
+}
