@@ -1,1 +1,138 @@
-fn main(){}
+//! Criterion benchmarks of the VM's hot paths, each beside its baseline: the interpreter on a tight
+//! int8 multiply-accumulate loop, the Merkle root of written memory beside plain keccak of the same
+//! bytes, and one proven step beside one plain step.
+//!
+//! `opml vm bench` gives the whole-program figures (against qemu-riscv32); these isolate the parts.
+
+#![allow(missing_docs)] // criterion_group! generates an undocumented function
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use opml_vm::memory::Memory;
+use opml_vm::{keccak256, ElfImage, InputSlots, Machine, Segment};
+use std::hint::black_box;
+
+const CODE: u32 = 0x1_0000;
+const DATA: u32 = 0x2_0000;
+
+fn i(imm: i32, rs1: u32, funct3: u32, rd: u32, opcode: u32) -> u32 {
+    ((imm as u32) & 0xfff) << 20 | rs1 << 15 | funct3 << 12 | rd << 7 | opcode
+}
+fn r(funct7: u32, rs2: u32, rs1: u32, funct3: u32, rd: u32) -> u32 {
+    funct7 << 25 | rs2 << 20 | rs1 << 15 | funct3 << 12 | rd << 7 | 0b0110011
+}
+fn b(imm: i32, rs2: u32, rs1: u32, funct3: u32) -> u32 {
+    let imm = imm as u32;
+    (imm >> 12 & 1) << 31
+        | (imm >> 5 & 0x3f) << 25
+        | rs2 << 20
+        | rs1 << 15
+        | funct3 << 12
+        | (imm >> 1 & 0xf) << 8
+        | (imm >> 11 & 1) << 7
+        | 0b1100011
+}
+
+/// An int8 dot-product loop over two 256-byte vectors, repeated forever: lb, lb, mul, add, addi, bne.
+fn dot_product_machine() -> Machine {
+    let program = [
+        i(0, 0, 0, 10, 0b0010011),   // acc = 0
+        i(0, 0, 0, 11, 0b0010011),   // k = 0
+        i(256, 0, 0, 12, 0b0010011), // n = 256
+        // loop:
+        r(0, 11, 5, 0, 13),         // x13 = a + k
+        i(0, 13, 0, 14, 0b0000011), // lb x14
+        r(0, 11, 6, 0, 13),         // x13 = b + k
+        i(0, 13, 0, 15, 0b0000011), // lb x15
+        r(1, 15, 14, 0, 14),        // mul
+        r(0, 14, 10, 0, 10),        // acc += x14
+        i(1, 11, 0, 11, 0b0010011), // k += 1
+        b(-28, 12, 11, 1),          // bne k, n, loop
+        b(-36, 0, 0, 0),            // beq x0, x0, to k = 0 (forever)
+    ];
+    let code: Vec<u8> = program.iter().flat_map(|w| w.to_le_bytes()).collect();
+    let data: Vec<u8> = (0..512).map(|k| (k * 37 % 251) as u8).collect();
+    let image = ElfImage {
+        entry: CODE,
+        segments: vec![
+            Segment {
+                vaddr: CODE,
+                mem_size: code.len() as u32,
+                data: code,
+            },
+            Segment {
+                vaddr: DATA,
+                mem_size: 512,
+                data,
+            },
+        ],
+    };
+    let mut m = Machine::new(&image, InputSlots::default());
+    m.set_register(5, DATA);
+    m.set_register(6, DATA + 256);
+    m
+}
+
+fn interpreter(c: &mut Criterion) {
+    let mut group = c.benchmark_group("interpreter");
+    const STEPS: u64 = 1_000_000;
+    group.throughput(Throughput::Elements(STEPS));
+    let machine = dot_product_machine();
+    group.bench_function("int8 dot product, steps", |bench| {
+        bench.iter_batched_ref(
+            || machine.clone(),
+            |m| black_box(m.run(STEPS)),
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("one step");
+    let mut warm = dot_product_machine();
+    warm.run(1000);
+    warm.state_hash();
+    group.bench_function("plain step", |bench| {
+        bench.iter_batched_ref(
+            || warm.clone(),
+            |m| black_box(m.run(1)),
+            BatchSize::LargeInput,
+        )
+    });
+    group.bench_function("proven step (witness + both state hashes)", |bench| {
+        bench.iter_batched_ref(
+            || warm.clone(),
+            |m| black_box(m.prove_step()),
+            BatchSize::LargeInput,
+        )
+    });
+    group.finish();
+}
+
+fn merkle(c: &mut Criterion) {
+    let mut group = c.benchmark_group("merkle");
+    for mib in [1usize, 8] {
+        let bytes: Vec<u8> = (0..mib << 20).map(|k| (k * 31 + k / 4096) as u8).collect();
+        group.throughput(Throughput::Bytes(bytes.len() as u64));
+        group.bench_function(format!("memory root after writing {mib} MiB"), |bench| {
+            bench.iter_batched_ref(
+                || {
+                    let mut m = Memory::default();
+                    m.write_bytes(0x1000_0000, &bytes);
+                    m
+                },
+                |m| black_box(m.merkle_root()),
+                BatchSize::LargeInput,
+            )
+        });
+        group.bench_function(format!("plain keccak of {mib} MiB (baseline)"), |bench| {
+            bench.iter(|| black_box(keccak256(&bytes)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(10);
+    targets = interpreter, merkle
+}
+criterion_main!(benches);

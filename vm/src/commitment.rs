@@ -91,11 +91,20 @@ impl InputTensor {
         }
         let declared = u32::from_be_bytes(header[..4].try_into().expect("4 bytes"));
         if declared as usize != data.len() {
-            return Err(InputError::LengthMismatch { declared, actual: data.len() });
+            return Err(InputError::LengthMismatch {
+                declared,
+                actual: data.len(),
+            });
         }
         let data_root = data_root(&data);
         let commitment = tensor_commitment(&header, &data_root);
-        Ok(Self { header, data, data_root, commitment, tree: OnceLock::new() })
+        Ok(Self {
+            header,
+            data,
+            data_root,
+            commitment,
+            tree: OnceLock::new(),
+        })
     }
 
     /// Plain bytes with the minimal header (just the length), for programs with no tensor types.
@@ -117,7 +126,10 @@ impl InputTensor {
     /// Chunk `index`, zero-padded past the end of the data.
     pub fn chunk(&self, index: u32) -> Option<[u8; 32]> {
         let start = index as usize * 32;
-        let bytes = self.data.get(start..)?.get(..32.min(self.data.len().saturating_sub(start)))?;
+        let bytes = self
+            .data
+            .get(start..)?
+            .get(..32.min(self.data.len().saturating_sub(start)))?;
         if bytes.is_empty() {
             return None;
         }
@@ -132,7 +144,10 @@ impl InputTensor {
         (0..depth)
             .map(|h| {
                 let sibling = (index as usize >> h) ^ 1;
-                tree[h].get(sibling).copied().unwrap_or_else(|| zero_hash(h))
+                tree[h]
+                    .get(sibling)
+                    .copied()
+                    .unwrap_or_else(|| zero_hash(h))
             })
             .collect()
     }
@@ -157,21 +172,28 @@ impl InputSlots {
     }
 
     fn leaves(&self) -> [Hash; INPUT_SLOTS] {
-        self.slots.each_ref().map(|s| s.as_ref().map_or([0; 32], |t| t.commitment))
+        self.slots
+            .each_ref()
+            .map(|s| s.as_ref().map_or([0; 32], |t| t.commitment))
     }
 
     /// Root of the depth-4 tree over the slots' commitments (zero for empty slots).
     pub fn root(&self) -> Hash {
         let mut level = self.leaves().to_vec();
         while level.len() > 1 {
-            level = level.chunks_exact(2).map(|p| hash_pair(&p[0], &p[1])).collect();
+            level = level
+                .chunks_exact(2)
+                .map(|p| hash_pair(&p[0], &p[1]))
+                .collect();
         }
         level[0]
     }
 
     /// Chunk `index` of `slot`, or the fault `read_chunk` raises.
     pub(crate) fn chunk(&self, slot: u32, index: u32) -> Result<[u8; 32], Fault> {
-        self.get(slot).and_then(|t| t.chunk(index)).ok_or(Fault::InputOutOfRange)
+        self.get(slot)
+            .and_then(|t| t.chunk(index))
+            .ok_or(Fault::InputOutOfRange)
     }
 
     /// The input proof of `read_chunk(slot, index)` for `slot < 16`.
@@ -181,18 +203,27 @@ impl InputSlots {
         let mut i = slot as usize;
         for sibling in slot_path.iter_mut() {
             *sibling = level[i ^ 1];
-            level = level.chunks_exact(2).map(|p| hash_pair(&p[0], &p[1])).collect();
+            level = level
+                .chunks_exact(2)
+                .map(|p| hash_pair(&p[0], &p[1]))
+                .collect();
             i /= 2;
         }
         match self.get(slot) {
-            None => InputProof { header: Vec::new(), data_root: [0; 32], slot_path, chunk: None },
+            None => InputProof {
+                header: Vec::new(),
+                data_root: [0; 32],
+                slot_path,
+                chunk: None,
+            },
             Some(t) => InputProof {
                 header: t.header.clone(),
                 data_root: t.data_root,
                 slot_path,
-                chunk: t
-                    .chunk(index)
-                    .map(|chunk| ChunkProof { chunk, path: t.chunk_path(index) }),
+                chunk: t.chunk(index).map(|chunk| ChunkProof {
+                    chunk,
+                    path: t.chunk_path(index),
+                }),
             },
         }
     }
@@ -210,7 +241,11 @@ pub struct OutputAccumulator {
 
 impl Default for OutputAccumulator {
     fn default() -> Self {
-        Self { chunks: Vec::new(), frontier: [[0; 32]; OUTPUT_DEPTH], folded: 0 }
+        Self {
+            chunks: Vec::new(),
+            frontier: [[0; 32]; OUTPUT_DEPTH],
+            folded: 0,
+        }
     }
 }
 
@@ -249,7 +284,10 @@ impl OutputAccumulator {
                 size >>= 1;
             }
         }
-        AccumulatorSnapshot { count: self.count(), frontier: self.frontier }
+        AccumulatorSnapshot {
+            count: self.count(),
+            frontier: self.frontier,
+        }
     }
 
     /// Hash of the accumulator, as held in the state.
@@ -336,7 +374,9 @@ mod tests {
     fn input_proofs_verify() {
         let mut slots = InputSlots::default();
         for (slot, len) in [(0usize, 1usize), (2, 95), (5, 32 * 9), (15, 0)] {
-            slots.set(slot, InputTensor::from_bytes(bytes(len))).unwrap();
+            slots
+                .set(slot, InputTensor::from_bytes(bytes(len)))
+                .unwrap();
         }
         let root = slots.root();
         for slot in 0..16u32 {
@@ -352,7 +392,10 @@ mod tests {
                 assert_eq!(root_from_path(&leaf, u64::from(slot), &p.slot_path), root);
                 assert_eq!(p.chunk.is_some(), index < n, "slot {slot} chunk {index}");
                 if let Some(c) = p.chunk {
-                    assert_eq!(root_from_path(&c.chunk, u64::from(index), &c.path), p.data_root);
+                    assert_eq!(
+                        root_from_path(&c.chunk, u64::from(index), &c.path),
+                        p.data_root
+                    );
                     assert_eq!(Ok(c.chunk), slots.chunk(slot, index));
                 }
             }
@@ -363,12 +406,22 @@ mod tests {
     fn input_errors() {
         let cases = [
             (vec![0, 0, 0], vec![], InputError::HeaderLength(3)),
-            (vec![0, 0, 0, 5], vec![1, 2], InputError::LengthMismatch { declared: 5, actual: 2 }),
+            (
+                vec![0, 0, 0, 5],
+                vec![1, 2],
+                InputError::LengthMismatch {
+                    declared: 5,
+                    actual: 2,
+                },
+            ),
         ];
         for (header, data, want) in cases {
             assert_eq!(InputTensor::new(header, data).unwrap_err(), want);
         }
         let mut slots = InputSlots::default();
-        assert_eq!(slots.set(16, InputTensor::from_bytes(vec![])), Err(InputError::Slot(16)));
+        assert_eq!(
+            slots.set(16, InputTensor::from_bytes(vec![])),
+            Err(InputError::Slot(16))
+        );
     }
 }

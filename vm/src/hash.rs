@@ -19,7 +19,11 @@ pub fn keccak256(data: &[u8]) -> Hash {
 #[inline]
 pub fn hash_pair(left: &Hash, right: &Hash) -> Hash {
     let mut lanes = [0u64; 25];
-    for (i, chunk) in left.chunks_exact(8).chain(right.chunks_exact(8)).enumerate() {
+    for (i, chunk) in left
+        .chunks_exact(8)
+        .chain(right.chunks_exact(8))
+        .enumerate()
+    {
         lanes[i] = u64::from_le_bytes(chunk.try_into().expect("8-byte chunk"));
     }
     // keccak padding for a 64-byte message in a 136-byte block: 0x01 after the data, 0x80 at the end.
@@ -105,7 +109,16 @@ mod tests {
 
     #[test]
     fn ceil_log2_table() {
-        for (n, want) in [(1, 0), (2, 1), (3, 2), (4, 2), (5, 3), (8, 3), (9, 4), (1 << 27, 27)] {
+        for (n, want) in [
+            (1, 0),
+            (2, 1),
+            (3, 2),
+            (4, 2),
+            (5, 3),
+            (8, 3),
+            (9, 4),
+            (1 << 27, 27),
+        ] {
             assert_eq!(ceil_log2(n), want, "n = {n}");
         }
     }
@@ -113,6 +126,9 @@ mod tests {
     #[test]
     fn root_from_path_of_zero_leaf_is_zero_hash() {
         let path: Vec<Hash> = (0..MEMORY_DEPTH).map(zero_hash).collect();
-        assert_eq!(root_from_path(&[0; 32], 12345, &path), zero_hash(MEMORY_DEPTH));
+        assert_eq!(
+            root_from_path(&[0; 32], 12345, &path),
+            zero_hash(MEMORY_DEPTH)
+        );
     }
 }

@@ -124,7 +124,13 @@ pub struct Instruction {
 
 impl Instruction {
     /// The instruction that every illegal word decodes to.
-    pub const ILLEGAL: Self = Self { opcode: Opcode::Illegal, rd: 0, rs1: 0, rs2: 0, imm: 0 };
+    pub const ILLEGAL: Self = Self {
+        opcode: Opcode::Illegal,
+        rd: 0,
+        rs1: 0,
+        rs2: 0,
+        imm: 0,
+    };
 
     /// Decodes one 32-bit instruction word; anything outside RV32IM is [`Opcode::Illegal`].
     pub fn decode(word: u32) -> Self {
@@ -133,7 +139,13 @@ impl Instruction {
         let rs2 = ((word >> 20) & 31) as u8;
         let funct3 = (word >> 12) & 7;
         let funct7 = word >> 25;
-        let make = |opcode, imm| Self { opcode, rd, rs1, rs2, imm };
+        let make = |opcode, imm| Self {
+            opcode,
+            rd,
+            rs1,
+            rs2,
+            imm,
+        };
         if word & 3 != 3 {
             return Self::ILLEGAL;
         }
@@ -255,7 +267,13 @@ mod tests {
     use super::*;
 
     fn ins(opcode: Opcode, rd: u8, rs1: u8, rs2: u8, imm: u32) -> Instruction {
-        Instruction { opcode, rd, rs1, rs2, imm }
+        Instruction {
+            opcode,
+            rd,
+            rs1,
+            rs2,
+            imm,
+        }
     }
 
     /// Words from `riscv64-unknown-elf-objdump` output, with their expected decoding.
@@ -317,7 +335,11 @@ mod tests {
             (0x0000_051b, "addiw (RV64)"),
         ];
         for &(word, what) in cases {
-            assert_eq!(Instruction::decode(word).opcode, Opcode::Illegal, "{what}: {word:#010x}");
+            assert_eq!(
+                Instruction::decode(word).opcode,
+                Opcode::Illegal,
+                "{what}: {word:#010x}"
+            );
         }
     }
 

@@ -30,7 +30,11 @@ struct Page {
 
 impl Page {
     fn zeroed() -> Box<Self> {
-        Box::new(Self { data: [0; PAGE_SIZE], root: zero_hash(PAGE_DEPTH), dirty: true })
+        Box::new(Self {
+            data: [0; PAGE_SIZE],
+            root: zero_hash(PAGE_DEPTH),
+            dirty: true,
+        })
     }
 }
 
@@ -85,7 +89,10 @@ impl Clone for Memory {
 
 fn empty_page_table() -> Box<[Option<Box<Page>>; PAGE_COUNT]> {
     // `vec![None; n]` of `Option<Box<_>>` is a zeroed allocation, not n writes.
-    vec![None; PAGE_COUNT].into_boxed_slice().try_into().unwrap_or_else(|_| unreachable!())
+    vec![None; PAGE_COUNT]
+        .into_boxed_slice()
+        .try_into()
+        .unwrap_or_else(|_| unreachable!())
 }
 
 impl Memory {
@@ -175,7 +182,8 @@ impl Memory {
         let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable();
         let pages = &self.pages;
-        let hash_one = |&pn: &u32| page_root(&pages[pn as usize].as_ref().expect("dirty page").data);
+        let hash_one =
+            |&pn: &u32| page_root(&pages[pn as usize].as_ref().expect("dirty page").data);
         let roots: Vec<Hash> = if dirty.len() >= PARALLEL_PAGES {
             dirty.par_iter().map(hash_one).collect()
         } else {
@@ -194,7 +202,10 @@ impl Memory {
             }
             indices.dedup();
             for &i in &indices {
-                let node = hash_pair(&self.node(level - 1, 2 * i), &self.node(level - 1, 2 * i + 1));
+                let node = hash_pair(
+                    &self.node(level - 1, 2 * i),
+                    &self.node(level - 1, 2 * i + 1),
+                );
                 if node == zero_hash(PAGE_DEPTH + level) {
                     self.upper[level - 1].remove(&i);
                 } else {
@@ -216,7 +227,10 @@ impl Memory {
                 None => zero_hash(PAGE_DEPTH),
             };
         }
-        self.upper[level - 1].get(&index).copied().unwrap_or_else(|| zero_hash(PAGE_DEPTH + level))
+        self.upper[level - 1]
+            .get(&index)
+            .copied()
+            .unwrap_or_else(|| zero_hash(PAGE_DEPTH + level))
     }
 
     /// The memory proof (leaf and 27 siblings) of the 32-byte leaf that holds `addr`.
@@ -231,10 +245,15 @@ impl Memory {
                 let mut index = leaf_in_page;
                 for sibling in path.iter_mut().take(PAGE_DEPTH) {
                     *sibling = level[index ^ 1];
-                    level = level.chunks_exact(2).map(|p| hash_pair(&p[0], &p[1])).collect();
+                    level = level
+                        .chunks_exact(2)
+                        .map(|p| hash_pair(&p[0], &p[1]))
+                        .collect();
                     index /= 2;
                 }
-                page.data[leaf_in_page * 32..leaf_in_page * 32 + 32].try_into().expect("32 bytes")
+                page.data[leaf_in_page * 32..leaf_in_page * 32 + 32]
+                    .try_into()
+                    .expect("32 bytes")
             }
             None => {
                 for (h, sibling) in path.iter_mut().take(PAGE_DEPTH).enumerate() {
@@ -251,7 +270,8 @@ impl Memory {
 }
 
 fn leaves(data: &[u8; PAGE_SIZE]) -> impl Iterator<Item = Hash> + '_ {
-    data.chunks_exact(32).map(|c| c.try_into().expect("32 bytes"))
+    data.chunks_exact(32)
+        .map(|c| c.try_into().expect("32 bytes"))
 }
 
 /// Root of one page's 128 leaves; pairs of zero subtrees cost a comparison instead of a hash.
@@ -262,7 +282,10 @@ fn page_root(data: &[u8; PAGE_SIZE]) -> Hash {
         *node = if pair == zero {
             zero_hash(1)
         } else {
-            hash_pair(pair[..32].try_into().expect("32"), pair[32..].try_into().expect("32"))
+            hash_pair(
+                pair[..32].try_into().expect("32"),
+                pair[32..].try_into().expect("32"),
+            )
         };
     }
     let mut width = level.len();
@@ -305,7 +328,10 @@ mod tests {
             }
             level = next;
         }
-        level.get(&0).copied().unwrap_or_else(|| zero_hash(MEMORY_DEPTH))
+        level
+            .get(&0)
+            .copied()
+            .unwrap_or_else(|| zero_hash(MEMORY_DEPTH))
     }
 
     #[test]
@@ -335,13 +361,32 @@ mod tests {
     #[test]
     fn proofs_verify_against_root_for_present_and_absent_pages() {
         let mut mem = Memory::default();
-        mem.write_bytes(0x1_0003, b"hello merkle memory, this spans leaves and pages");
+        mem.write_bytes(
+            0x1_0003,
+            b"hello merkle memory, this spans leaves and pages",
+        );
         mem.write::<4>(0x2fff_fffc, 0xdead_beefu32.to_le_bytes());
         let root = mem.merkle_root();
-        for addr in [0x1_0000u32, 0x1_0020, 0x1_0fe0, 0x2fff_ffe0, 0x5000_0000, 0xffff_ffe0, 0] {
+        for addr in [
+            0x1_0000u32,
+            0x1_0020,
+            0x1_0fe0,
+            0x2fff_ffe0,
+            0x5000_0000,
+            0xffff_ffe0,
+            0,
+        ] {
             let proof = mem.proof(addr);
-            assert_eq!(proof.leaf.to_vec(), mem.read_bytes(addr & !31, 32), "{addr:#x}");
-            assert_eq!(root_from_path(&proof.leaf, u64::from(addr >> 5), &proof.path), root, "{addr:#x}");
+            assert_eq!(
+                proof.leaf.to_vec(),
+                mem.read_bytes(addr & !31, 32),
+                "{addr:#x}"
+            );
+            assert_eq!(
+                root_from_path(&proof.leaf, u64::from(addr >> 5), &proof.path),
+                root,
+                "{addr:#x}"
+            );
         }
     }
 

@@ -183,9 +183,9 @@ pub mod hex_hash {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Hash, D::Error> {
         let s = String::deserialize(d)?;
         let bytes = hex::decode(s.trim_start_matches("0x")).map_err(serde::de::Error::custom)?;
-        bytes
-            .try_into()
-            .map_err(|b: Vec<u8>| serde::de::Error::custom(format!("expected 32 bytes, got {}", b.len())))
+        bytes.try_into().map_err(|b: Vec<u8>| {
+            serde::de::Error::custom(format!("expected 32 bytes, got {}", b.len()))
+        })
     }
 }
 

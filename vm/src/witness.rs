@@ -60,6 +60,8 @@ impl AccumulatorSnapshot {
 
 /// The ecall-specific part of a witness.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// One per proven step, never stored in bulk: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum EcallExtra {
     /// For `read_chunk`.
     Input(InputProof),
