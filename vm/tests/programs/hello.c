@@ -1,0 +1,5 @@
+#include "opml.h"
+int main(void) {
+    print("hello from rv32im\n");
+    return 0;
+}
