@@ -66,13 +66,19 @@ pub struct Segment {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ElfError {
     /// The file does not start with the ELF magic `7f 45 4c 46`.
-    #[error("not an ELF file: bad magic (the file does not start with 7f 45 4c 46 \"\\x7fELF\")")]
+    #[error("not an ELF file: bad magic (the file does not start with 7f 45 4c 46)")]
     NotElf,
     /// `e_ident[EI_CLASS]` is not ELF32 (for example an ELF64, RV64 build).
-    #[error("wrong ELF class {name}: expected ELF32 (1); build for RV32 with -march=rv32im -mabi=ilp32", name = class_name(*.0))]
+    #[error(
+        "wrong ELF class {name}: expected ELF32 (1); build for RV32 (-march=rv32im -mabi=ilp32)",
+        name = class_name(*.0)
+    )]
     WrongClass(u8),
     /// `e_ident[EI_DATA]` is not little-endian.
-    #[error("wrong byte order {name}: expected little-endian (ELFDATA2LSB, 1)", name = data_name(*.0))]
+    #[error(
+        "wrong byte order {name}: expected little-endian (ELFDATA2LSB, 1)",
+        name = data_name(*.0)
+    )]
     WrongEndianness(u8),
     /// `e_machine` is not `EM_RISCV` (243).
     #[error("wrong machine: e_machine is {0}, expected EM_RISCV (243)")]
@@ -82,20 +88,28 @@ pub enum ElfError {
     ObjectFile,
     /// `e_type` is `ET_DYN`: a shared library or position-independent executable.
     #[error(
-        "not a static executable: e_type is ET_DYN (a shared library or PIE); link with -static -no-pie"
+        "not a static executable: e_type is ET_DYN (a shared library or PIE); \
+         link with -static -no-pie"
     )]
     SharedObject,
-    /// `e_type` is something else than `ET_EXEC`, `ET_REL` or `ET_DYN` (a core dump, `ET_NONE`, …).
-    #[error("not an executable: e_type is {0}{hint}, expected ET_EXEC (2)", hint = type_hint(*.0))]
+    /// `e_type` is neither `ET_EXEC`, `ET_REL` nor `ET_DYN` (a core dump, `ET_NONE`, …).
+    #[error(
+        "not an executable: e_type is {0}{hint}, expected ET_EXEC (2)",
+        hint = type_hint(*.0)
+    )]
     NotExecutable(u16),
     /// `e_flags` has `EF_RISCV_RVC`: the code may contain compressed (16-bit) instructions, which
     /// the machine does not execute.
     #[error(
-        "the file uses compressed instructions (EF_RISCV_RVC in e_flags {0:#x}); build with -march=rv32im"
+        "the file uses compressed instructions (EF_RISCV_RVC in e_flags {0:#x}); \
+         build with -march=rv32im"
     )]
     Compressed(u32),
     /// `e_flags` declares a hardware floating-point ABI; the machine has no float registers.
-    #[error("the file uses the {abi} floating-point ABI (e_flags {0:#x}); build with -mabi=ilp32", abi = float_abi_name(*.0))]
+    #[error(
+        "the file uses the {abi} floating-point ABI (e_flags {0:#x}); build with -mabi=ilp32",
+        abi = float_abi_name(*.0)
+    )]
     FloatAbi(u32),
     /// A `PT_INTERP` or `PT_DYNAMIC` program header: the file needs a dynamic loader.
     #[error(
@@ -117,7 +131,8 @@ pub enum ElfError {
     },
     /// The ELF header, a header table or a segment's file bytes lie past the end of the file.
     #[error(
-        "truncated file: {what} needs bytes {start:#x}..{end:#x} but the file has only {len:#x}"
+        "truncated file: {what} needs bytes {start:#x}..{end:#x} \
+         but the file has only {len:#x} bytes"
     )]
     Truncated {
         /// What was being read, e.g. `the program header table` or `segment 2`.
@@ -156,7 +171,11 @@ pub enum ElfError {
         memsz: u32,
     },
     /// A segment runs past the end of the 32-bit address space.
-    #[error("segment {index} at {vaddr:#x} with p_memsz {memsz:#x} runs past the end of the 4 GiB address space (ends at {end:#x})", end = u64::from(*.vaddr) + u64::from(*.memsz))]
+    #[error(
+        "segment {index} at {vaddr:#x} with p_memsz {memsz:#x} runs past the end of the 4 GiB \
+         address space (ends at {end:#x})",
+        end = u64::from(*.vaddr) + u64::from(*.memsz)
+    )]
     WrapsAddressSpace {
         /// Index of the program header.
         index: usize,
@@ -200,7 +219,10 @@ pub enum ElfError {
         end: u64,
     },
     /// The segments' memory sizes add up to more than [`MAX_IMAGE_BYTES`].
-    #[error("image too large: the segments need {total:#x} bytes of memory, more than the limit of {MAX_IMAGE_BYTES:#x} (1 GiB)")]
+    #[error(
+        "image too large: the segments need {total:#x} bytes of memory, more than the limit of \
+         {MAX_IMAGE_BYTES:#x} (1 GiB)"
+    )]
     TooLarge {
         /// Sum of `p_memsz` over the loadable segments.
         total: u64,
@@ -324,13 +346,14 @@ pub fn parse_elf(bytes: &[u8]) -> Result<ElfImage, ElfError> {
             expected: PHDR_SIZE,
         });
     }
-    let phnum = u64::from(header.e_phnum);
-    check_range(
-        bytes,
-        || format!("the program header table ({phnum} entries)"),
-        header.e_phoff,
-        phnum * u64::from(PHDR_SIZE),
-    )?;
+    if header.e_phnum > 0 {
+        check_range(
+            bytes,
+            || format!("the program header table (e_phnum = {})", header.e_phnum),
+            header.e_phoff,
+            u64::from(header.e_phnum) * u64::from(PHDR_SIZE),
+        )?;
+    }
     let program_headers =
         ProgramHeader::parse(bytes, header.e_phoff as usize, header.e_phnum as usize, ctx)
             .map_err(|e| ElfError::Malformed(format!("program header table: {e}")))?;
@@ -347,12 +370,12 @@ pub fn parse_elf(bytes: &[u8]) -> Result<ElfImage, ElfError> {
                 expected: SHDR_SIZE,
             });
         }
-        let shnum = u64::from(header.e_shnum.max(1));
+        // At least the first entry, which holds the count under extended numbering.
         check_range(
             bytes,
-            || format!("the section header table ({shnum} entries)"),
+            || format!("the section header table (e_shnum = {})", header.e_shnum),
             header.e_shoff,
-            shnum * u64::from(SHDR_SIZE),
+            u64::from(header.e_shnum.max(1)) * u64::from(SHDR_SIZE),
         )?;
         SectionHeader::parse(bytes, header.e_shoff as usize, header.e_shnum as usize, ctx)
             .map_err(|e| ElfError::Malformed(format!("section header table: {e}")))?
@@ -683,6 +706,10 @@ mod tests {
                 b.segments.push(load(0, &[], 0))
             }),
             ("no segments at all", |b| b.segments.clear()),
+            ("no program headers and a junk e_phoff", |b| {
+                b.segments.clear();
+                b.post = |f| f[28..32].copy_from_slice(&0xffff_0000u32.to_le_bytes());
+            }),
         ];
         for (name, edit) in cases {
             if let Err(e) = parse(*edit) {
@@ -832,7 +859,7 @@ mod tests {
                 "program header table cut short",
                 |b| b.post = |f| f.truncate(60),
                 E::Truncated {
-                    what: "the program header table (1 entries)".into(),
+                    what: "the program header table (e_phnum = 1)".into(),
                     start: 52,
                     end: 84,
                     len: 60,
@@ -848,7 +875,7 @@ mod tests {
                     };
                 },
                 E::Truncated {
-                    what: "the section header table (3 entries)".into(),
+                    what: "the section header table (e_shnum = 3)".into(),
                     start: 109,
                     end: 229,
                     len: 228,
@@ -905,7 +932,8 @@ mod tests {
                 |b| {
                     b.sections = vec![(".text", SHT_PROGBITS)];
                     b.post = |f| {
-                        f[48..50].copy_from_slice(&0u16.to_le_bytes()); // e_shnum = 0: count in sh_size
+                        // e_shnum = 0: the count is in the null section's sh_size.
+                        f[48..50].copy_from_slice(&0u16.to_le_bytes());
                         let shoff = u32::from_le_bytes(f[32..36].try_into().unwrap()) as usize;
                         f[shoff + 20..shoff + 24].copy_from_slice(&5000u32.to_le_bytes());
                     };
