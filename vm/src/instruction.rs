@@ -65,7 +65,7 @@ pub enum Opcode {
     Add,
     /// rd ← rs1 − rs2
     Sub,
-    /// rd ← rs1 << rs2[4:0]
+    /// rd ← rs1 << (rs2 & 31)
     Sll,
     /// rd ← (rs1 < rs2) signed
     Slt,
@@ -73,21 +73,21 @@ pub enum Opcode {
     Sltu,
     /// rd ← rs1 ^ rs2
     Xor,
-    /// rd ← rs1 >> rs2[4:0] (logical)
+    /// rd ← rs1 >> (rs2 & 31) (logical)
     Srl,
-    /// rd ← rs1 >> rs2[4:0] (arithmetic)
+    /// rd ← rs1 >> (rs2 & 31) (arithmetic)
     Sra,
     /// rd ← rs1 | rs2
     Or,
     /// rd ← rs1 & rs2
     And,
-    /// rd ← (rs1 × rs2)[31:0]
+    /// rd ← low 32 bits of rs1 × rs2
     Mul,
-    /// rd ← (signed rs1 × signed rs2)[63:32]
+    /// rd ← high 32 bits of signed rs1 × signed rs2
     Mulh,
-    /// rd ← (signed rs1 × unsigned rs2)[63:32]
+    /// rd ← high 32 bits of signed rs1 × unsigned rs2
     Mulhsu,
-    /// rd ← (unsigned rs1 × unsigned rs2)[63:32]
+    /// rd ← high 32 bits of unsigned rs1 × unsigned rs2
     Mulhu,
     /// rd ← rs1 ÷ rs2 (signed, toward zero; ÷0 = −1; INT_MIN ÷ −1 = INT_MIN)
     Div,

@@ -9,8 +9,8 @@ use crate::instruction::Instruction;
 use crate::memory::Memory;
 use crate::state::{Fault, Status, VmState};
 use crate::witness::{EcallExtra, MemoryProof, StepProof, StepWitness};
+use std::cell::Cell;
 use std::io::Write;
-use std::sync::Arc;
 
 /// Largest text segment the fast interpreter pre-decodes (words outside it are decoded when fetched).
 const MAX_DECODED_BYTES: u32 = 64 << 20;
@@ -38,44 +38,42 @@ struct Console {
 }
 
 /// Pre-decoded instructions of the text segment, kept in step with stores into it.
+///
+/// The entries are `Cell`s so that the interpreter loop can hold the table while the bus, which
+/// shares it, re-decodes a word after a store: both sides go through shared references.
 #[derive(Debug, Clone, Default)]
 struct CodeCache {
     base: u32,
-    table: Arc<Vec<Instruction>>,
+    table: Box<[Cell<Instruction>]>,
 }
 
 impl CodeCache {
     fn new(memory: &Memory, base: u32, len: u32) -> Self {
         let table = (0..len / 4)
-            .map(|i| Instruction::decode(memory.read_word(base + 4 * i)))
+            .map(|i| Cell::new(Instruction::decode(memory.read_word(base + 4 * i))))
             .collect();
-        Self {
-            base,
-            table: Arc::new(table),
-        }
+        Self { base, table }
     }
 
     /// The decoded instruction at `pc`, if `pc` is an aligned address inside the table.
     #[inline(always)]
     fn get(&self, pc: u32) -> Option<Instruction> {
-        let offset = pc.wrapping_sub(self.base);
-        if offset & 3 != 0 {
-            return None;
-        }
-        self.table.get((offset >> 2) as usize).copied()
+        // Rotating the two low bits to the top makes a misaligned pc index past the end: one compare
+        // rejects both misaligned and out-of-range addresses.
+        let index = pc.wrapping_sub(self.base).rotate_right(2) as usize;
+        self.table.get(index).map(Cell::get)
     }
 
     /// Re-decodes the words of `addr .. addr + len` that lie in the table, after a store there.
     #[inline(always)]
-    fn invalidate(&mut self, memory: &Memory, addr: u32, len: u32) {
+    fn invalidate(&self, memory: &Memory, addr: u32, len: u32) {
         let offset = addr.wrapping_sub(self.base);
         if offset >= (self.table.len() as u32) << 2 {
             return;
         }
-        let table = Arc::make_mut(&mut self.table);
         for word in (offset & !3..offset + len).step_by(4) {
-            if let Some(slot) = table.get_mut((word >> 2) as usize) {
-                *slot = Instruction::decode(memory.read_word(self.base + word));
+            if let Some(slot) = self.table.get((word >> 2) as usize) {
+                slot.set(Instruction::decode(memory.read_word(self.base + word)));
             }
         }
     }
@@ -238,9 +236,10 @@ impl Machine {
             return self.outcome();
         }
         let mut cpu = self.cpu;
+        let code = &self.code;
         let mut bus = MachineBus::<false> {
             memory: &mut self.memory,
-            code: &mut self.code,
+            code,
             inputs: &self.inputs,
             output: &mut self.output,
             console: &mut self.console,
@@ -250,7 +249,7 @@ impl Machine {
         let mut stop = None;
         while steps < max_steps {
             steps += 1;
-            let inst = match bus.code.get(cpu.pc) {
+            let inst = match code.get(cpu.pc) {
                 Some(inst) => inst,
                 None => match check_fetch(cpu.pc) {
                     Ok(()) => Instruction::decode(bus.memory.read_word(cpu.pc)),
@@ -303,7 +302,7 @@ impl Machine {
                 instruction_word = Some(word);
                 let mut bus = MachineBus::<true> {
                     memory: &mut self.memory,
-                    code: &mut self.code,
+                    code: &self.code,
                     inputs: &self.inputs,
                     output: &mut self.output,
                     console: &mut self.console,
@@ -339,7 +338,7 @@ struct Record {
 /// The one bus of both drivers; with `PROVE` it first records a proof of everything it touches.
 struct MachineBus<'a, const PROVE: bool> {
     memory: &'a mut Memory,
-    code: &'a mut CodeCache,
+    code: &'a CodeCache,
     inputs: &'a InputSlots,
     output: &'a mut OutputAccumulator,
     console: &'a mut Console,

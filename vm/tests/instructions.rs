@@ -575,3 +575,28 @@ proptest! {
         }
     }
 }
+
+/// A store into the text segment changes what executes, in the fast interpreter (whose pre-decoded
+/// table must follow the store) as in the proving path.
+#[test]
+fn self_modifying_code() {
+    let program = [
+        s(8, B, A, 2),         // sw x6, 8(x5): overwrite the word at CODE + 8
+        i(0, 0, 0, 0, OP_IMM), // nop
+        0,                     // illegal until overwritten with `addi x10, x0, 42`
+        ECALL,                 // exit(a0)
+    ];
+    let regs = [
+        (A as usize, CODE),
+        (B as usize, i(42, 0, 0, 10, OP_IMM)),
+        (17, ecall::EXIT),
+    ];
+    let mut fast = machine(&program, &[], &regs, InputSlots::default());
+    assert_eq!(fast.run(100), RunOutcome::Exited(42));
+    let mut proving = machine(&program, &[], &regs, InputSlots::default());
+    while proving.status() == Status::Running {
+        prove_and_verify(&mut proving);
+    }
+    assert_eq!(proving.outcome(), RunOutcome::Exited(42));
+    assert_eq!(proving.state_hash(), fast.state_hash());
+}
