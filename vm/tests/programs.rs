@@ -81,20 +81,30 @@ against_qemu! {
     switch_jump_table_and_stderr => "switch",
     byte_copies_at_every_alignment => "strings",
     int8_matrix_multiply => "matmul_test",
+    single_instructions_via_inline_asm => "isa",
+    self_modifying_code => "selfmod",
 }
 
 #[test]
 fn faulting_programs_end_with_their_documented_fault() {
     let cases = [
-        ("fault_ebreak", Fault::Breakpoint),
-        ("fault_null", Fault::UnmappedAccess),
-        ("fault_misaligned", Fault::MisalignedAccess),
-        ("fault_ecall", Fault::UnknownEcall),
-        ("fault_jump", Fault::MisalignedFetch),
+        ("fault_ebreak", Fault::Breakpoint, ""),
+        ("fault_null", Fault::UnmappedAccess, ""),
+        ("fault_store", Fault::UnmappedAccess, "before\n"),
+        ("fault_misaligned", Fault::MisalignedAccess, ""),
+        ("fault_ecall", Fault::UnknownEcall, ""),
+        ("fault_jump", Fault::MisalignedFetch, ""),
+        ("fault_illegal", Fault::IllegalInstruction, "before\n"),
+        ("fault_compressed", Fault::IllegalInstruction, ""),
     ];
-    for (name, fault) in cases {
+    for (name, fault, stdout) in cases {
         let mut m = machine(name);
         assert_eq!(m.run(1_000_000), RunOutcome::Faulted(fault), "{name}");
+        assert_eq!(
+            String::from_utf8_lossy(m.stdout()),
+            stdout,
+            "{name}: output before the fault"
+        );
         let steps = m.step_count();
         assert_eq!(
             m.run(10),
@@ -114,6 +124,7 @@ fn every_step_of_real_programs_verifies() {
         ("fault_misaligned", 10_000),
         ("switch", 50_000),
         ("strings", 60_000),
+        ("fault_illegal", 10_000),
     ] {
         let mut proving = machine(name);
         while proving.status() == Status::Running {
