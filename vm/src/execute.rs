@@ -37,17 +37,15 @@ pub(crate) struct Cpu {
     pub(crate) regs: [u32; 32],
 }
 
-impl Cpu {
-    #[inline(always)]
-    fn reg(&self, r: u8) -> u32 {
-        self.regs[(r & 31) as usize]
-    }
+#[inline(always)]
+fn get(regs: &[u32; 32], r: u8) -> u32 {
+    regs[(r & 31) as usize]
+}
 
-    #[inline(always)]
-    fn set(&mut self, r: u8, value: u32) {
-        self.regs[(r & 31) as usize] = value;
-        self.regs[0] = 0;
-    }
+#[inline(always)]
+fn set(regs: &mut [u32; 32], r: u8, value: u32) {
+    regs[(r & 31) as usize] = value;
+    regs[0] = 0;
 }
 
 /// Why execution stopped.
@@ -104,12 +102,17 @@ fn check_access(addr: u32, width: u32) -> Result<(), Fault> {
     }
 }
 
-/// Executes `inst` (fetched at `cpu.pc`). On `Err`, the registers and memory are unchanged.
+/// Executes `inst`, fetched at `pc`, and returns the next pc. On `Err`, the registers and memory are
+/// unchanged. The pc travels by value so that the interpreter loop keeps it in a register.
 #[inline(always)]
-pub(crate) fn execute<B: Bus>(cpu: &mut Cpu, bus: &mut B, inst: Instruction) -> Result<(), Stop> {
-    let pc = cpu.pc;
-    let a = cpu.reg(inst.rs1);
-    let b = cpu.reg(inst.rs2);
+pub(crate) fn execute<B: Bus>(
+    regs: &mut [u32; 32],
+    pc: u32,
+    bus: &mut B,
+    inst: Instruction,
+) -> Result<u32, Stop> {
+    let a = get(regs, inst.rs1);
+    let b = get(regs, inst.rs2);
     let imm = inst.imm;
     let mut next = pc.wrapping_add(4);
     let branch = |taken: bool| {
@@ -120,14 +123,14 @@ pub(crate) fn execute<B: Bus>(cpu: &mut Cpu, bus: &mut B, inst: Instruction) -> 
         }
     };
     match inst.opcode {
-        Opcode::Lui => cpu.set(inst.rd, imm),
-        Opcode::Auipc => cpu.set(inst.rd, pc.wrapping_add(imm)),
+        Opcode::Lui => set(regs, inst.rd, imm),
+        Opcode::Auipc => set(regs, inst.rd, pc.wrapping_add(imm)),
         Opcode::Jal => {
-            cpu.set(inst.rd, next);
+            set(regs, inst.rd, next);
             next = pc.wrapping_add(imm);
         }
         Opcode::Jalr => {
-            cpu.set(inst.rd, next);
+            set(regs, inst.rd, next);
             next = a.wrapping_add(imm) & !1;
         }
         Opcode::Beq => next = branch(a == b),
@@ -138,64 +141,68 @@ pub(crate) fn execute<B: Bus>(cpu: &mut Cpu, bus: &mut B, inst: Instruction) -> 
         Opcode::Bgeu => next = branch(a >= b),
         Opcode::Lb => {
             let [v] = load_store::<1>(a, imm).map(|addr| bus.load(addr))?;
-            cpu.set(inst.rd, v as i8 as u32);
+            set(regs, inst.rd, v as i8 as u32);
         }
         Opcode::Lbu => {
             let [v] = load_store::<1>(a, imm).map(|addr| bus.load(addr))?;
-            cpu.set(inst.rd, u32::from(v));
+            set(regs, inst.rd, u32::from(v));
         }
         Opcode::Lh => {
             let v = load_store::<2>(a, imm).map(|addr| bus.load(addr))?;
-            cpu.set(inst.rd, i16::from_le_bytes(v) as u32);
+            set(regs, inst.rd, i16::from_le_bytes(v) as u32);
         }
         Opcode::Lhu => {
             let v = load_store::<2>(a, imm).map(|addr| bus.load(addr))?;
-            cpu.set(inst.rd, u32::from(u16::from_le_bytes(v)));
+            set(regs, inst.rd, u32::from(u16::from_le_bytes(v)));
         }
         Opcode::Lw => {
             let v = load_store::<4>(a, imm).map(|addr| bus.load(addr))?;
-            cpu.set(inst.rd, u32::from_le_bytes(v));
+            set(regs, inst.rd, u32::from_le_bytes(v));
         }
         Opcode::Sb => bus.store(load_store::<1>(a, imm)?, [b as u8]),
         Opcode::Sh => bus.store(load_store::<2>(a, imm)?, (b as u16).to_le_bytes()),
         Opcode::Sw => bus.store(load_store::<4>(a, imm)?, b.to_le_bytes()),
-        Opcode::Addi => cpu.set(inst.rd, a.wrapping_add(imm)),
-        Opcode::Slti => cpu.set(inst.rd, u32::from((a as i32) < (imm as i32))),
-        Opcode::Sltiu => cpu.set(inst.rd, u32::from(a < imm)),
-        Opcode::Xori => cpu.set(inst.rd, a ^ imm),
-        Opcode::Ori => cpu.set(inst.rd, a | imm),
-        Opcode::Andi => cpu.set(inst.rd, a & imm),
-        Opcode::Slli => cpu.set(inst.rd, a << (imm & 31)),
-        Opcode::Srli => cpu.set(inst.rd, a >> (imm & 31)),
-        Opcode::Srai => cpu.set(inst.rd, ((a as i32) >> (imm & 31)) as u32),
-        Opcode::Add => cpu.set(inst.rd, a.wrapping_add(b)),
-        Opcode::Sub => cpu.set(inst.rd, a.wrapping_sub(b)),
-        Opcode::Sll => cpu.set(inst.rd, a << (b & 31)),
-        Opcode::Slt => cpu.set(inst.rd, u32::from((a as i32) < (b as i32))),
-        Opcode::Sltu => cpu.set(inst.rd, u32::from(a < b)),
-        Opcode::Xor => cpu.set(inst.rd, a ^ b),
-        Opcode::Srl => cpu.set(inst.rd, a >> (b & 31)),
-        Opcode::Sra => cpu.set(inst.rd, ((a as i32) >> (b & 31)) as u32),
-        Opcode::Or => cpu.set(inst.rd, a | b),
-        Opcode::And => cpu.set(inst.rd, a & b),
-        Opcode::Mul => cpu.set(inst.rd, a.wrapping_mul(b)),
-        Opcode::Mulh => cpu.set(
+        Opcode::Addi => set(regs, inst.rd, a.wrapping_add(imm)),
+        Opcode::Slti => set(regs, inst.rd, u32::from((a as i32) < (imm as i32))),
+        Opcode::Sltiu => set(regs, inst.rd, u32::from(a < imm)),
+        Opcode::Xori => set(regs, inst.rd, a ^ imm),
+        Opcode::Ori => set(regs, inst.rd, a | imm),
+        Opcode::Andi => set(regs, inst.rd, a & imm),
+        Opcode::Slli => set(regs, inst.rd, a << (imm & 31)),
+        Opcode::Srli => set(regs, inst.rd, a >> (imm & 31)),
+        Opcode::Srai => set(regs, inst.rd, ((a as i32) >> (imm & 31)) as u32),
+        Opcode::Add => set(regs, inst.rd, a.wrapping_add(b)),
+        Opcode::Sub => set(regs, inst.rd, a.wrapping_sub(b)),
+        Opcode::Sll => set(regs, inst.rd, a << (b & 31)),
+        Opcode::Slt => set(regs, inst.rd, u32::from((a as i32) < (b as i32))),
+        Opcode::Sltu => set(regs, inst.rd, u32::from(a < b)),
+        Opcode::Xor => set(regs, inst.rd, a ^ b),
+        Opcode::Srl => set(regs, inst.rd, a >> (b & 31)),
+        Opcode::Sra => set(regs, inst.rd, ((a as i32) >> (b & 31)) as u32),
+        Opcode::Or => set(regs, inst.rd, a | b),
+        Opcode::And => set(regs, inst.rd, a & b),
+        Opcode::Mul => set(regs, inst.rd, a.wrapping_mul(b)),
+        Opcode::Mulh => set(
+            regs,
             inst.rd,
             ((i64::from(a as i32) * i64::from(b as i32)) >> 32) as u32,
         ),
-        Opcode::Mulhsu => cpu.set(inst.rd, ((i64::from(a as i32) * i64::from(b)) >> 32) as u32),
-        Opcode::Mulhu => cpu.set(inst.rd, ((u64::from(a) * u64::from(b)) >> 32) as u32),
-        Opcode::Div => cpu.set(inst.rd, div(a, b)),
-        Opcode::Divu => cpu.set(inst.rd, a.checked_div(b).unwrap_or(u32::MAX)),
-        Opcode::Rem => cpu.set(inst.rd, rem(a, b)),
-        Opcode::Remu => cpu.set(inst.rd, a.checked_rem(b).unwrap_or(a)),
+        Opcode::Mulhsu => set(
+            regs,
+            inst.rd,
+            ((i64::from(a as i32) * i64::from(b)) >> 32) as u32,
+        ),
+        Opcode::Mulhu => set(regs, inst.rd, ((u64::from(a) * u64::from(b)) >> 32) as u32),
+        Opcode::Div => set(regs, inst.rd, div(a, b)),
+        Opcode::Divu => set(regs, inst.rd, a.checked_div(b).unwrap_or(u32::MAX)),
+        Opcode::Rem => set(regs, inst.rd, rem(a, b)),
+        Opcode::Remu => set(regs, inst.rd, a.checked_rem(b).unwrap_or(a)),
         Opcode::Fence => {}
-        Opcode::Ecall => return execute_ecall(cpu, bus),
+        Opcode::Ecall => return execute_ecall(regs, pc, bus),
         Opcode::Ebreak => return Err(Fault::Breakpoint.into()),
         Opcode::Illegal => return Err(Fault::IllegalInstruction.into()),
     }
-    cpu.pc = next;
-    Ok(())
+    Ok(next)
 }
 
 /// The effective address `base + offset`, checked for an `N`-byte access.
@@ -227,9 +234,9 @@ fn rem(a: u32, b: u32) -> u32 {
 }
 
 /// The ecall table (`docs/protocol.md` 3.3).
-fn execute_ecall<B: Bus>(cpu: &mut Cpu, bus: &mut B) -> Result<(), Stop> {
-    let [a0, a1, a2] = [cpu.regs[A0], cpu.regs[A1], cpu.regs[A2]];
-    match cpu.regs[A7] {
+fn execute_ecall<B: Bus>(regs: &mut [u32; 32], pc: u32, bus: &mut B) -> Result<u32, Stop> {
+    let [a0, a1, a2] = [regs[A0], regs[A1], regs[A2]];
+    match regs[A7] {
         ecall::WRITE => {
             let written = if a0 == 1 || a0 == 2 {
                 bus.write_console(a0, a1, a2);
@@ -237,7 +244,7 @@ fn execute_ecall<B: Bus>(cpu: &mut Cpu, bus: &mut B) -> Result<(), Stop> {
             } else {
                 EBADF
             };
-            cpu.set(A0 as u8, written);
+            set(regs, A0 as u8, written);
         }
         ecall::EXIT | ecall::EXIT_GROUP => return Err(Stop::Exit(a0)),
         ecall::READ_CHUNK => {
@@ -250,6 +257,5 @@ fn execute_ecall<B: Bus>(cpu: &mut Cpu, bus: &mut B) -> Result<(), Stop> {
         }
         _ => return Err(Fault::UnknownEcall.into()),
     }
-    cpu.pc = cpu.pc.wrapping_add(4);
-    Ok(())
+    Ok(pc.wrapping_add(4))
 }

@@ -55,15 +55,6 @@ impl CodeCache {
         Self { base, table }
     }
 
-    /// The decoded instruction at `pc`, if `pc` is an aligned address inside the table.
-    #[inline(always)]
-    fn get(&self, pc: u32) -> Option<Instruction> {
-        // Rotating the two low bits to the top makes a misaligned pc index past the end: one compare
-        // rejects both misaligned and out-of-range addresses.
-        let index = pc.wrapping_sub(self.base).rotate_right(2) as usize;
-        self.table.get(index).map(Cell::get)
-    }
-
     /// Re-decodes the words of `addr .. addr + len` that lie in the table, after a store there.
     #[inline(always)]
     fn invalidate(&self, memory: &Memory, addr: u32, len: u32) {
@@ -235,37 +226,43 @@ impl Machine {
         if self.status != Status::Running {
             return self.outcome();
         }
-        let mut cpu = self.cpu;
-        let code = &self.code;
+        let mut regs = self.cpu.regs;
+        let mut pc = self.cpu.pc;
+        // Locals, not fields: stores through the bus cannot alias them, so they stay in registers.
+        let base = self.code.base;
+        let table: &[Cell<Instruction>] = &self.code.table;
         let mut bus = MachineBus::<false> {
             memory: &mut self.memory,
-            code,
+            code: &self.code,
             inputs: &self.inputs,
             output: &mut self.output,
             console: &mut self.console,
             record: Record::default(),
         };
-        let mut steps = 0;
-        let mut stop = None;
-        while steps < max_steps {
-            steps += 1;
-            let inst = match code.get(cpu.pc) {
-                Some(inst) => inst,
-                None => match check_fetch(cpu.pc) {
-                    Ok(()) => Instruction::decode(bus.memory.read_word(cpu.pc)),
-                    Err(fault) => {
-                        stop = Some(Stop::Fault(fault));
-                        break;
-                    }
-                },
-            };
-            if let Err(s) = execute(&mut cpu, &mut bus, inst) {
-                stop = Some(s);
-                break;
+        let mut remaining = max_steps;
+        let stop = loop {
+            if remaining == 0 {
+                break None;
             }
-        }
-        self.cpu = cpu;
-        self.step += steps;
+            remaining -= 1;
+            // Rotating the two low bits to the top makes a misaligned pc index past the end: one
+            // compare rejects both misaligned and out-of-table addresses.
+            let index = pc.wrapping_sub(base).rotate_right(2) as usize;
+            let inst = if index < table.len() {
+                table[index].get()
+            } else {
+                match check_fetch(pc) {
+                    Ok(()) => Instruction::decode(bus.memory.read_word(pc)),
+                    Err(fault) => break Some(Stop::Fault(fault)),
+                }
+            };
+            match execute(&mut regs, pc, &mut bus, inst) {
+                Ok(next) => pc = next,
+                Err(stop) => break Some(stop),
+            }
+        };
+        self.cpu = Cpu { pc, regs };
+        self.step += max_steps - remaining;
         if let Some(stop) = stop {
             self.stop(stop);
         }
@@ -308,7 +305,8 @@ impl Machine {
                     console: &mut self.console,
                     record: Record::default(),
                 };
-                let result = execute(&mut self.cpu, &mut bus, Instruction::decode(word));
+                let result = execute(&mut self.cpu.regs, pc, &mut bus, Instruction::decode(word))
+                    .map(|next| self.cpu.pc = next);
                 witness.extra = bus.record.extra;
                 witness.memory = bus.record.memory;
                 result
