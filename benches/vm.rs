@@ -7,6 +7,7 @@
 #![allow(missing_docs)] // criterion_group! generates an undocumented function
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use opml_vm::encode::{b, i, r, LOAD, OP, OP_IMM};
 use opml_vm::memory::Memory;
 use opml_vm::{keccak256, ElfImage, InputSlots, Machine, Segment};
 use std::hint::black_box;
@@ -14,40 +15,22 @@ use std::hint::black_box;
 const CODE: u32 = 0x1_0000;
 const DATA: u32 = 0x2_0000;
 
-fn i(imm: i32, rs1: u32, funct3: u32, rd: u32, opcode: u32) -> u32 {
-    ((imm as u32) & 0xfff) << 20 | rs1 << 15 | funct3 << 12 | rd << 7 | opcode
-}
-fn r(funct7: u32, rs2: u32, rs1: u32, funct3: u32, rd: u32) -> u32 {
-    funct7 << 25 | rs2 << 20 | rs1 << 15 | funct3 << 12 | rd << 7 | 0b0110011
-}
-fn b(imm: i32, rs2: u32, rs1: u32, funct3: u32) -> u32 {
-    let imm = imm as u32;
-    (imm >> 12 & 1) << 31
-        | (imm >> 5 & 0x3f) << 25
-        | rs2 << 20
-        | rs1 << 15
-        | funct3 << 12
-        | (imm >> 1 & 0xf) << 8
-        | (imm >> 11 & 1) << 7
-        | 0b1100011
-}
-
 /// An int8 dot-product loop over two 256-byte vectors, repeated forever: lb, lb, mul, add, addi, bne.
 fn dot_product_machine() -> Machine {
     let program = [
-        i(0, 0, 0, 10, 0b0010011),   // acc = 0
-        i(0, 0, 0, 11, 0b0010011),   // k = 0
-        i(256, 0, 0, 12, 0b0010011), // n = 256
+        i(0, 0, 0, 10, OP_IMM),   // acc = 0
+        i(0, 0, 0, 11, OP_IMM),   // k = 0
+        i(256, 0, 0, 12, OP_IMM), // n = 256
         // loop:
-        r(0, 11, 5, 0, 13),         // x13 = a + k
-        i(0, 13, 0, 14, 0b0000011), // lb x14
-        r(0, 11, 6, 0, 13),         // x13 = b + k
-        i(0, 13, 0, 15, 0b0000011), // lb x15
-        r(1, 15, 14, 0, 14),        // mul
-        r(0, 14, 10, 0, 10),        // acc += x14
-        i(1, 11, 0, 11, 0b0010011), // k += 1
-        b(-28, 12, 11, 1),          // bne k, n, loop
-        b(-36, 0, 0, 0),            // beq x0, x0, to k = 0 (forever)
+        r(0, 11, 5, 0, 13, OP),  // x13 = a + k
+        i(0, 13, 0, 14, LOAD),   // lb x14
+        r(0, 11, 6, 0, 13, OP),  // x13 = b + k
+        i(0, 13, 0, 15, LOAD),   // lb x15
+        r(1, 15, 14, 0, 14, OP), // mul
+        r(0, 14, 10, 0, 10, OP), // acc += x14
+        i(1, 11, 0, 11, OP_IMM), // k += 1
+        b(-28, 12, 11, 1),       // bne k, n, loop
+        b(-36, 0, 0, 0),         // beq x0, x0, to k = 0 (forever)
     ];
     let code: Vec<u8> = program.iter().flat_map(|w| w.to_le_bytes()).collect();
     let data: Vec<u8> = (0..512).map(|k| (k * 37 % 251) as u8).collect();

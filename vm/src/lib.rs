@@ -7,6 +7,7 @@
 pub mod checkpoint;
 pub mod commitment;
 pub mod elf;
+pub mod encode;
 mod execute;
 pub mod hash;
 pub mod instruction;
