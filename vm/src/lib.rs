@@ -25,4 +25,4 @@ pub use hash::{keccak256, Hash};
 pub use machine::{Machine, RunOutcome};
 pub use state::{Fault, Status, VmState};
 pub use verify::{verify_step, VerifyError};
-pub use witness::{StepProof, StepWitness};
+pub use witness::{StepClass, StepProof, StepWitness};

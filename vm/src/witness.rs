@@ -138,6 +138,103 @@ pub struct StepProof {
     pub witness: Vec<u8>,
 }
 
+/// What kind of step a witness proves, for reports of what steps cost (gas by class).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepClass {
+    /// Integer register and immediate arithmetic, `lui`, `auipc`, `fence`.
+    Alu,
+    /// The M extension: multiply, divide, remainder.
+    MExtension,
+    /// Loads.
+    Load,
+    /// Stores.
+    Store,
+    /// Conditional branches.
+    Branch,
+    /// `jal` and `jalr`.
+    Jump,
+    /// The console `write` ecall.
+    Write,
+    /// The `exit` and `exit_group` ecalls.
+    Exit,
+    /// The `read_chunk` ecall.
+    ReadChunk,
+    /// The `write_chunk` ecall.
+    WriteChunk,
+    /// A step that can only fault: an illegal word, `ebreak`, an unknown ecall, or a fetch that
+    /// faults before a word is read.
+    Fault,
+    /// A step of a machine that has already exited or faulted (it changes nothing).
+    Halted,
+}
+
+impl StepClass {
+    /// Every class, in report order.
+    pub const ALL: [StepClass; 12] = [
+        Self::Alu,
+        Self::MExtension,
+        Self::Load,
+        Self::Store,
+        Self::Branch,
+        Self::Jump,
+        Self::Write,
+        Self::Exit,
+        Self::ReadChunk,
+        Self::WriteChunk,
+        Self::Fault,
+        Self::Halted,
+    ];
+
+    /// The class's name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Alu => "alu",
+            Self::MExtension => "m-extension",
+            Self::Load => "load",
+            Self::Store => "store",
+            Self::Branch => "branch",
+            Self::Jump => "jump",
+            Self::Write => "write",
+            Self::Exit => "exit",
+            Self::ReadChunk => "read-chunk",
+            Self::WriteChunk => "write-chunk",
+            Self::Fault => "fault",
+            Self::Halted => "halted",
+        }
+    }
+}
+
+impl StepProof {
+    /// The class of this step, from its pre-state and instruction word.
+    pub fn class(&self) -> StepClass {
+        use crate::instruction::{Instruction, Opcode::*};
+        if self.pre_state.status != crate::Status::Running {
+            return StepClass::Halted;
+        }
+        let Some(word) = self.instruction_word else {
+            return StepClass::Fault;
+        };
+        match Instruction::decode(word).opcode {
+            Lui | Auipc | Addi | Slti | Sltiu | Xori | Ori | Andi | Slli | Srli | Srai | Add
+            | Sub | Sll | Slt | Sltu | Xor | Srl | Sra | Or | And | Fence => StepClass::Alu,
+            Mul | Mulh | Mulhsu | Mulhu | Div | Divu | Rem | Remu => StepClass::MExtension,
+            Lb | Lh | Lw | Lbu | Lhu => StepClass::Load,
+            Sb | Sh | Sw => StepClass::Store,
+            Beq | Bne | Blt | Bge | Bltu | Bgeu => StepClass::Branch,
+            Jal | Jalr => StepClass::Jump,
+            Ecall => match self.pre_state.regs[17] {
+                crate::ecall::WRITE => StepClass::Write,
+                crate::ecall::EXIT | crate::ecall::EXIT_GROUP => StepClass::Exit,
+                crate::ecall::READ_CHUNK => StepClass::ReadChunk,
+                crate::ecall::WRITE_CHUNK => StepClass::WriteChunk,
+                _ => StepClass::Fault,
+            },
+            Ebreak | Illegal => StepClass::Fault,
+        }
+    }
+}
+
 /// Serde of byte strings as `0x`-prefixed hex.
 pub mod hex_bytes {
     use serde::{Deserialize, Deserializer, Serializer};
@@ -151,5 +248,68 @@ pub mod hex_bytes {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let s = String::deserialize(d)?;
         hex::decode(s.trim_start_matches("0x")).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StepClass;
+    use crate::encode::{b, i, j, r, s, u, EBREAK, ECALL, LOAD, LUI, OP, OP_IMM};
+    use crate::{ecall, ElfImage, InputSlots, Machine, Segment};
+
+    fn class_of(word: u32, a7: u32) -> StepClass {
+        let image = ElfImage {
+            entry: 0x1_0000,
+            segments: vec![Segment {
+                vaddr: 0x1_0000,
+                mem_size: 4,
+                data: word.to_le_bytes().to_vec(),
+            }],
+        };
+        let mut m = Machine::new(&image, InputSlots::default());
+        m.set_register(17, a7);
+        m.prove_step().class()
+    }
+
+    #[test]
+    fn steps_are_classed_by_instruction_and_ecall() {
+        let cases = [
+            (r(0, 2, 1, 0, 3, OP), 0, StepClass::Alu),
+            (i(5, 1, 0, 3, OP_IMM), 0, StepClass::Alu),
+            (u(0x1000, 3, LUI), 0, StepClass::Alu),
+            (0x0ff0_000f, 0, StepClass::Alu),
+            (r(1, 2, 1, 4, 3, OP), 0, StepClass::MExtension),
+            (i(0, 1, 2, 3, LOAD), 0, StepClass::Load),
+            (s(0, 2, 1, 0), 0, StepClass::Store),
+            (b(8, 2, 1, 0), 0, StepClass::Branch),
+            (j(8, 1), 0, StepClass::Jump),
+            (ECALL, ecall::WRITE, StepClass::Write),
+            (ECALL, ecall::EXIT, StepClass::Exit),
+            (ECALL, ecall::EXIT_GROUP, StepClass::Exit),
+            (ECALL, ecall::READ_CHUNK, StepClass::ReadChunk),
+            (ECALL, ecall::WRITE_CHUNK, StepClass::WriteChunk),
+            (ECALL, 12345, StepClass::Fault),
+            (EBREAK, 0, StepClass::Fault),
+            (0, 0, StepClass::Fault),
+        ];
+        for (word, a7, want) in cases {
+            assert_eq!(class_of(word, a7), want, "word {word:#010x}, a7 {a7}");
+        }
+    }
+
+    #[test]
+    fn a_stopped_machine_steps_as_halted() {
+        let image = ElfImage {
+            entry: 0x1_0000,
+            segments: vec![Segment {
+                vaddr: 0x1_0000,
+                mem_size: 4,
+                data: ECALL.to_le_bytes().to_vec(),
+            }],
+        };
+        let mut m = Machine::new(&image, InputSlots::default());
+        m.set_register(17, ecall::EXIT);
+        m.run(1);
+        assert_eq!(m.prove_step().class(), StepClass::Halted);
     }
 }
