@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what opml's tests and demo need beyond the Rust toolchain: Debian's RISC-V cross compiler
-# (to build the C test programs as RV32IM ELFs) and qemu-user (the reference emulator they are
-# compared against). Does nothing when they are already there.
+# (to build the C test programs as RV32IM ELFs), qemu-user (the reference emulator they are
+# compared against), and the pinned Solidity compiler (solc-js, from contracts/package-lock.json)
+# that checks the committed contract artifacts. Does nothing when they are already there.
 set -euo pipefail
 
 need=()
@@ -13,6 +14,18 @@ if ((${#need[@]})); then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+command -v npm >/dev/null 2>&1 || need_node=1
+if [ "${need_node:-0}" = 1 ]; then
+  echo "setup: installing nodejs and npm" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+contracts="$(cd "$(dirname "$0")/../contracts" && pwd)"
+if [ ! -d "$contracts/node_modules/solc" ] || [ "$contracts/package-lock.json" -nt "$contracts/node_modules/.package-lock.json" ]; then
+  (cd "$contracts" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 command -v cargo >/dev/null 2>&1 || {
   echo "setup: cargo not found; install Rust (https://rustup.rs) first" >&2

@@ -1,1 +1,13 @@
-//! Solidity contracts of opml (step verifier, registries, dispute game), their committed artifacts, alloy bindings and the embedded revm chain (filled in by the on-chain step issue).
+//! Solidity contracts of opml, their committed artifacts, alloy bindings and the embedded chain.
+//!
+//! The Solidity sources live in `contracts/src/*.sol` and are compiled by the pinned solc-js
+//! (`scripts/compile-contracts.sh`) into `contracts/out/*.json`, which are committed: building this
+//! crate needs no Solidity compiler. [`bindings`] are generated from those artifacts by alloy's
+//! `sol!`; [`chain`] is an in-process revm chain that code reaches through an ordinary alloy
+//! provider, exactly as it would reach a JSON-RPC node.
+
+pub mod bindings;
+pub mod chain;
+pub mod step;
+
+pub use chain::{dev_signer, ChainConfig, EmbeddedChain, DEV_MNEMONIC};

@@ -330,7 +330,7 @@ pub fn parse_elf(bytes: &[u8]) -> Result<ElfImage, ElfError> {
         return Err(ElfError::FloatAbi(header.e_flags));
     }
     let entry = narrow(header.e_entry);
-    if entry % 4 != 0 {
+    if !entry.is_multiple_of(4) {
         return Err(ElfError::MisalignedEntry(entry));
     }
     if entry < GUARD_PAGE_END {

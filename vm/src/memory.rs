@@ -99,7 +99,7 @@ impl Memory {
     /// Reads `N` bytes at `addr`; `addr` must be `N`-aligned (the caller checked it).
     #[inline(always)]
     pub(crate) fn read<const N: usize>(&self, addr: u32) -> [u8; N] {
-        debug_assert!(N.is_power_of_two() && N <= 32 && addr as usize % N == 0);
+        debug_assert!(N.is_power_of_two() && N <= 32 && (addr as usize).is_multiple_of(N));
         match &self.pages[(addr >> PAGE_BITS) as usize] {
             Some(page) => {
                 let off = addr as usize & (PAGE_SIZE - N);
@@ -112,7 +112,7 @@ impl Memory {
     /// Writes `N` bytes at `addr`; `addr` must be `N`-aligned (the caller checked it).
     #[inline(always)]
     pub(crate) fn write<const N: usize>(&mut self, addr: u32, bytes: [u8; N]) {
-        debug_assert!(N.is_power_of_two() && N <= 32 && addr as usize % N == 0);
+        debug_assert!(N.is_power_of_two() && N <= 32 && (addr as usize).is_multiple_of(N));
         let page = self.page_mut(addr >> PAGE_BITS);
         let off = addr as usize & (PAGE_SIZE - N);
         page.data[off..off + N].copy_from_slice(&bytes);

@@ -350,7 +350,7 @@ pub fn verify_step(pre_state_hash: &Hash, witness: &[u8]) -> Result<Hash, Verify
 
 /// Fetches (section 3.1), decodes and executes the instruction at `pc` of a running machine.
 fn execute_step(s: &mut State, c: &mut Cursor<'_>) -> Result<(), VerifyError> {
-    if s.pc % 4 != 0 {
+    if !s.pc.is_multiple_of(4) {
         s.fault(FAULT_MISALIGNED_FETCH);
         return Ok(());
     }
@@ -663,7 +663,7 @@ fn execute_branch(s: &mut State, insn: u32) {
 /// The fault of a data access of `width` bytes at `addr`, checked in order: alignment, then the
 /// guard page (section 3.2, loads and stores; section 3.3, chunk buffers).
 fn access_fault(addr: u32, width: u32) -> Option<u32> {
-    if addr % width != 0 {
+    if !addr.is_multiple_of(width) {
         Some(FAULT_MISALIGNED_ACCESS)
     } else if addr < GUARD_END {
         Some(FAULT_UNMAPPED_ACCESS)
@@ -1032,7 +1032,10 @@ mod tests {
         /// `preState ‖ instructionProof? ‖ extra ‖ memoryProof(data)?`.
         fn witness(&self, extra: &[u8], data: Option<u32>) -> Vec<u8> {
             let mut w = self.s.encode().to_vec();
-            if self.s.status == STATUS_RUNNING && self.s.pc % 4 == 0 && self.s.pc >= GUARD_END {
+            if self.s.status == STATUS_RUNNING
+                && self.s.pc.is_multiple_of(4)
+                && self.s.pc >= GUARD_END
+            {
                 w.extend(self.mem.memory_proof(self.s.pc));
             }
             w.extend_from_slice(extra);
