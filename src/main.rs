@@ -2,6 +2,7 @@
 //! researchers.
 
 mod bench;
+mod onchain;
 mod vm;
 
 use clap::{Parser, Subcommand};
@@ -40,6 +41,16 @@ enum Command {
     /// The end-to-end demonstration: run a program in the VM, then prove and verify steps of it
     /// from checkpoints, as a dispute would.
     Demo(vm::DemoArgs),
+    /// Benchmarks of proof costs.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Gas of one Step contract transaction by instruction class (ALU, load, store, branch, M
+    /// extension, read-chunk, write-chunk, exit, ...), base cost and calldata included.
+    Gas(onchain::GasArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +66,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Vm(cmd) => vm::run(cmd),
         Command::Demo(args) => vm::demo(args),
+        Command::Bench(BenchCommand::Gas(args)) => onchain::bench_gas(args),
     };
     match result {
         Ok(code) => code,

@@ -23,6 +23,11 @@ pub(crate) enum VmCommand {
     /// Check a witness file written by `opml vm witness --out`: recompute the post-state hash from
     /// the pre-state hash and the witness alone. Exit status 1 when it does not match.
     VerifyWitness(VerifyArgs),
+    /// Submit a program's step witnesses to the Step contract (embedded chain, or --rpc URL) and
+    /// compare each returned post-state hash with the VM's; report gas by instruction class.
+    ///
+    /// Exit status 1 when any step disagrees.
+    VerifyOnchain(crate::onchain::VerifyOnchainArgs),
     /// Measure the VM: interpreter speed against qemu-riscv32, Merkle root cost against plain keccak,
     /// and the time to a witness deep in a long run.
     Bench(crate::bench::BenchArgs),
@@ -94,6 +99,7 @@ pub(crate) fn run(cmd: VmCommand) -> Result<ExitCode> {
         VmCommand::Run(args) => run_program(args),
         VmCommand::Witness(args) => witness(args),
         VmCommand::VerifyWitness(args) => verify(args),
+        VmCommand::VerifyOnchain(args) => crate::onchain::verify_onchain(args),
         VmCommand::Bench(args) => crate::bench::run(args),
     }
 }
@@ -289,7 +295,8 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
     })
 }
 
-/// The main job for now: run a program, checkpoint it, and prove and verify steps across the run.
+/// The main job for now: run a program, checkpoint it, prove steps across the run and verify each in
+/// Rust and in the Step contract on the embedded chain.
 pub(crate) fn demo(args: DemoArgs) -> Result<ExitCode> {
     if !args.elf.exists() {
         bail!(
@@ -340,6 +347,7 @@ pub(crate) fn demo(args: DemoArgs) -> Result<ExitCode> {
         total,
     ];
     let mut all_ok = true;
+    let mut proofs = Vec::new();
     for step in picks {
         let start = Instant::now();
         let proof = checkpoints.prove(step);
@@ -360,6 +368,26 @@ pub(crate) fn demo(args: DemoArgs) -> Result<ExitCode> {
                 Ok(_) if ok => "ok".to_string(),
                 Ok(_) => "MISMATCH".to_string(),
                 Err(e) => format!("REJECTED ({e})"),
+            }
+        );
+        proofs.push(proof);
+    }
+
+    println!("-- 4. execute the same steps in the Solidity Step contract on the embedded chain");
+    for (proof, onchain) in proofs
+        .iter()
+        .zip(crate::onchain::submit_on_embedded_chain(&proofs)?)
+    {
+        let (agrees, gas) = onchain;
+        all_ok &= agrees;
+        println!(
+            "   step {:>10}  {:<11} gas {gas:>6}  contract: {}",
+            proof.step,
+            proof.class().name(),
+            if agrees {
+                "same post-state"
+            } else {
+                "MISMATCH"
             }
         );
     }

@@ -1,0 +1,497 @@
+//! `opml vm verify-onchain` and `opml bench gas`: the VM's witnesses submitted to the Step contract,
+//! on the embedded chain or a JSON-RPC node, with what each step costs.
+
+use crate::vm::ProgramArgs;
+use crate::EXIT_MISMATCH;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use opml_contracts::step::{OnchainStep, StepError};
+use opml_contracts::{dev_signer, EmbeddedChain};
+use opml_vm::encode::{b as branch, i, j as jal, r, s, u, ECALL, LOAD, LUI, OP, OP_IMM};
+use opml_vm::{ecall, ElfImage, InputSlots, InputTensor, Machine, Segment, Status, StepClass};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// Where the Step contract runs.
+#[derive(Args)]
+pub(crate) struct ChainArgs {
+    /// A JSON-RPC node (e.g. http://127.0.0.1:8545 for `npx hardhat node`) instead of the embedded
+    /// chain. Transactions are signed with dev account 0 of the Hardhat/Anvil test mnemonic.
+    #[arg(long, value_name = "URL")]
+    rpc: Option<String>,
+}
+
+impl ChainArgs {
+    /// Deploys a Step contract where asked; returns it and a name for reports.
+    async fn deploy_step(&self) -> Result<(OnchainStep, String)> {
+        let signer = dev_signer(0);
+        let (provider, name) = match &self.rpc {
+            None => (
+                EmbeddedChain::default().provider(signer),
+                "embedded".to_string(),
+            ),
+            Some(url) => {
+                let url = url
+                    .parse()
+                    .with_context(|| format!("--rpc {url}: not a URL"))?;
+                let provider = alloy::providers::ProviderBuilder::new()
+                    .wallet(alloy::network::EthereumWallet::from(signer))
+                    .connect_http(url);
+                (
+                    alloy::providers::Provider::erased(provider),
+                    self.rpc.clone().unwrap_or_default(),
+                )
+            }
+        };
+        opml_contracts::step::chain_id(&provider)
+            .await
+            .with_context(|| format!("reaching the chain ({name})"))?;
+        let step = OnchainStep::deploy(provider)
+            .await
+            .context("deploying the Step contract")?;
+        Ok((step, name))
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct VerifyOnchainArgs {
+    #[command(flatten)]
+    program: ProgramArgs,
+    /// Which steps: `all`, one step `N`, or the half-open range `A..B` (the step from the state
+    /// after A steps, up to but not including B).
+    #[arg(long, default_value = "all")]
+    steps: String,
+    #[command(flatten)]
+    chain: ChainArgs,
+    /// Print one JSON report instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct GasArgs {
+    #[command(flatten)]
+    chain: ChainArgs,
+    /// Print one JSON report instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// min / median / max of a set of gas figures.
+#[derive(Debug, Clone, Copy, Serialize)]
+struct GasStats {
+    count: usize,
+    min: u64,
+    median: u64,
+    max: u64,
+}
+
+impl GasStats {
+    fn of(values: &[u64]) -> Option<Self> {
+        let mut v = values.to_vec();
+        v.sort_unstable();
+        Some(Self {
+            count: v.len(),
+            min: *v.first()?,
+            median: v[v.len() / 2],
+            max: *v.last()?,
+        })
+    }
+}
+
+/// Gas of step transactions, by class.
+#[derive(Default)]
+struct GasBook {
+    all: Vec<u64>,
+    by_class: BTreeMap<StepClass, Vec<u64>>,
+}
+
+impl GasBook {
+    fn add(&mut self, class: StepClass, gas: u64) {
+        self.all.push(gas);
+        self.by_class.entry(class).or_default().push(gas);
+    }
+
+    fn classes(&self) -> BTreeMap<&'static str, GasStats> {
+        StepClass::ALL
+            .iter()
+            .filter_map(|c| Some((c.name(), GasStats::of(self.by_class.get(c)?)?)))
+            .collect()
+    }
+
+    fn print(&self) {
+        if let Some(all) = GasStats::of(&self.all) {
+            println!(
+                "gas per step transaction (base cost and calldata included): min {}  median {}  max {}",
+                all.min, all.median, all.max
+            );
+        }
+        println!(
+            "  {:<12} {:>6} {:>8} {:>8} {:>8}",
+            "class", "steps", "min", "median", "max"
+        );
+        for (name, st) in self.classes() {
+            println!(
+                "  {name:<12} {:>6} {:>8} {:>8} {:>8}",
+                st.count, st.min, st.median, st.max
+            );
+        }
+    }
+}
+
+/// One step where the contract and the VM disagree.
+#[derive(Serialize)]
+struct Mismatch {
+    step: u64,
+    vm_post_state_hash: String,
+    contract: String,
+}
+
+#[derive(Serialize)]
+struct VerifyOnchainReport {
+    program: String,
+    chain: String,
+    step_contract: String,
+    first_step: u64,
+    end_step: u64,
+    checked: u64,
+    matched: u64,
+    mismatches: Vec<Mismatch>,
+    gas: Option<GasStats>,
+    gas_by_class: BTreeMap<&'static str, GasStats>,
+    seconds: f64,
+}
+
+/// Parses `--steps`: `all` (None for the end), `N`, or `A..B`.
+fn parse_steps(spec: &str) -> Result<(u64, Option<u64>)> {
+    if spec == "all" {
+        return Ok((0, None));
+    }
+    if let Some((a, b)) = spec.split_once("..") {
+        let a: u64 = a
+            .parse()
+            .with_context(|| format!("--steps {spec}: bad start"))?;
+        let b: u64 = b
+            .parse()
+            .with_context(|| format!("--steps {spec}: bad end"))?;
+        if b <= a {
+            bail!("--steps {spec}: the range is empty");
+        }
+        return Ok((a, Some(b)));
+    }
+    let n: u64 = spec
+        .parse()
+        .with_context(|| format!("--steps {spec}: expected all, N or A..B"))?;
+    Ok((n, Some(n + 1)))
+}
+
+fn hex32(h: &[u8; 32]) -> String {
+    format!("0x{}", hex::encode(h))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Submits one proven step: checks the contract's post-state against the VM's (eth_call) and
+/// measures the step as a transaction. Returns the mismatch, if any, and the gas.
+async fn submit(step: &OnchainStep, proof: &opml_vm::StepProof) -> Result<(Option<Mismatch>, u64)> {
+    let pre = alloy::primitives::B256::from(proof.pre_state_hash);
+    let onchain = step.step(pre, &proof.witness).await;
+    let mismatch = match onchain {
+        Ok(post) if post.0 == proof.post_state_hash => None,
+        Ok(post) => Some(format!("returned {post}")),
+        Err(StepError::Rejected(e)) => Some(format!("reverted with {e:?}")),
+        Err(e) => return Err(e).context(format!("step {}", proof.step)),
+    };
+    let gas = step
+        .transact(pre, &proof.witness)
+        .await
+        .map(|r| r.gas_used)
+        .or_else(|e| match e {
+            // A rejected witness is already a mismatch; its transaction reverts at estimation.
+            StepError::Rejected(_) if mismatch.is_some() => Ok(0),
+            e => Err(e),
+        })
+        .with_context(|| format!("step {} as a transaction", proof.step))?;
+    let mismatch = mismatch.map(|contract| Mismatch {
+        step: proof.step,
+        vm_post_state_hash: hex32(&proof.post_state_hash),
+        contract,
+    });
+    Ok((mismatch, gas))
+}
+
+pub(crate) fn verify_onchain(args: VerifyOnchainArgs) -> Result<ExitCode> {
+    let (first, end) = parse_steps(&args.steps)?;
+    let mut machine = args.program.machine()?;
+    let runtime = runtime()?;
+    let (step_contract, chain) = runtime.block_on(args.chain.deploy_step())?;
+    let start = Instant::now();
+    // The end of `all` is the step after the program stops (one halted step is checked too).
+    let end = match end {
+        Some(end) => end,
+        None => {
+            let mut probe = machine.clone();
+            probe.run(u64::MAX);
+            probe.step_count() + 1
+        }
+    };
+    machine.run_to(first);
+    if machine.step_count() < first {
+        tracing::info!(
+            stopped_at = machine.step_count(),
+            "the program stops before step {first}; checking halted steps"
+        );
+    }
+    let bar = if args.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(end - first)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} steps  {per_sec}  eta {eta}")
+            .expect("valid template"),
+    );
+    let mut book = GasBook::default();
+    let mut mismatches = Vec::new();
+    let mut checked = 0u64;
+    for index in first..end {
+        // A stopped machine stays at its last step count; prove its (unchanging) next step.
+        let mut proof = machine.prove_step();
+        proof.step = proof.step.max(index);
+        let (mismatch, gas) = runtime.block_on(submit(&step_contract, &proof))?;
+        if let Some(m) = mismatch {
+            tracing::error!(step = m.step, contract = %m.contract, "the contract disagrees with the VM");
+            mismatches.push(m);
+        } else {
+            book.add(proof.class(), gas);
+        }
+        checked += 1;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let report = VerifyOnchainReport {
+        program: args.program.elf.display().to_string(),
+        chain,
+        step_contract: step_contract.address().to_string(),
+        first_step: first,
+        end_step: end,
+        checked,
+        matched: checked - mismatches.len() as u64,
+        gas: GasStats::of(&book.all),
+        gas_by_class: book.classes(),
+        mismatches,
+        seconds: start.elapsed().as_secs_f64(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{}: steps {first}..{end} on the {} chain (Step at {}): {} checked, {} matched, {} mismatched in {:.1} s",
+            report.program,
+            report.chain,
+            report.step_contract,
+            report.checked,
+            report.matched,
+            report.mismatches.len(),
+            report.seconds
+        );
+        book.print();
+        for m in &report.mismatches {
+            println!(
+                "MISMATCH at step {}: VM {}, contract {}",
+                m.step, m.vm_post_state_hash, m.contract
+            );
+        }
+    }
+    Ok(if report.mismatches.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_MISMATCH)
+    })
+}
+
+/// Deploys a Step contract on a fresh embedded chain and submits `proofs`; for each, whether the
+/// contract's post-state equals the VM's, and the gas of its transaction.
+pub(crate) fn submit_on_embedded_chain(proofs: &[opml_vm::StepProof]) -> Result<Vec<(bool, u64)>> {
+    let runtime = runtime()?;
+    let (step, _) = runtime.block_on(ChainArgs { rpc: None }.deploy_step())?;
+    proofs
+        .iter()
+        .map(|p| {
+            let (mismatch, gas) = runtime.block_on(submit(&step, p))?;
+            Ok((mismatch.is_none(), gas))
+        })
+        .collect()
+}
+
+const CODE: u32 = 0x1_0000;
+const DATA: u32 = 0x2_0000;
+
+/// A machine on one instruction word (repeated `n` times) with registers set.
+fn one_word(word: u32, n: usize, regs: &[(usize, u32)], inputs: &InputSlots) -> Machine {
+    let code: Vec<u8> = std::iter::repeat_n(word, n)
+        .flat_map(u32::to_le_bytes)
+        .collect();
+    let data: Vec<u8> = (0..4096u32).map(|k| (k * 37 + 11) as u8).collect();
+    let image = ElfImage {
+        entry: CODE,
+        segments: vec![
+            Segment {
+                vaddr: CODE,
+                mem_size: code.len() as u32,
+                data: code,
+            },
+            Segment {
+                vaddr: DATA,
+                mem_size: data.len() as u32,
+                data,
+            },
+        ],
+    };
+    let mut m = Machine::new(&image, inputs.clone());
+    for &(reg, value) in regs {
+        m.set_register(reg, value);
+    }
+    m
+}
+
+/// The steps of the gas report: each class on several operands, in memories of realistic shape
+/// (code, data and a stack far apart).
+fn gas_suite() -> Result<Vec<(String, Machine)>> {
+    let mut inputs = InputSlots::default();
+    let image: Vec<u8> = (0..784u32).map(|k| (k % 251) as u8).collect();
+    inputs.set(0, InputTensor::from_bytes(image))?;
+    let stack = 0x7fff_f000;
+    let operands = [
+        (1, 2),
+        (0xffff_ffff, 7),
+        (0x8000_0000, 0xffff_ffff),
+        (12345, 0),
+    ];
+    let mut suite = Vec::new();
+    for (a, b) in operands {
+        let regs = [(5, a), (6, b), (2, stack)];
+        suite.push((
+            "add".into(),
+            one_word(r(0, 6, 5, 0, 7, OP), 1, &regs, &inputs),
+        ));
+        suite.push((
+            "xori".into(),
+            one_word(i(-1, 5, 4, 7, OP_IMM), 1, &regs, &inputs),
+        ));
+        suite.push((
+            "lui".into(),
+            one_word(u(0xabcd_e000, 7, LUI), 1, &regs, &inputs),
+        ));
+        suite.push((
+            "mul".into(),
+            one_word(r(1, 6, 5, 0, 7, OP), 1, &regs, &inputs),
+        ));
+        suite.push((
+            "divu".into(),
+            one_word(r(1, 6, 5, 5, 7, OP), 1, &regs, &inputs),
+        ));
+        suite.push((
+            "beq".into(),
+            one_word(branch(8, 6, 5, 0), 1, &regs, &inputs),
+        ));
+        suite.push(("jal".into(), one_word(jal(8, 1), 1, &regs, &inputs)));
+    }
+    for offset in [0, 4, 60, 2048] {
+        let regs = [(5, DATA), (2, stack), (6, 0xdead_beef)];
+        suite.push((
+            "lw".into(),
+            one_word(i(offset, 5, 2, 7, LOAD), 1, &regs, &inputs),
+        ));
+        suite.push((
+            "lbu".into(),
+            one_word(i(offset + 1, 5, 4, 7, LOAD), 1, &regs, &inputs),
+        ));
+        suite.push(("sw".into(), one_word(s(offset, 6, 5, 2), 1, &regs, &inputs)));
+        suite.push((
+            "sw stack".into(),
+            one_word(s(-offset - 4, 6, 2, 2), 1, &regs, &inputs),
+        ));
+    }
+    for chunk in [0, 5, 24] {
+        let regs = [
+            (17, ecall::READ_CHUNK),
+            (10, 0),
+            (11, chunk),
+            (12, DATA + 64),
+        ];
+        suite.push(("read_chunk".into(), one_word(ECALL, 1, &regs, &inputs)));
+    }
+    // Appends 1..=4 climb the accumulator frontier to different heights.
+    let regs = [(17, ecall::WRITE_CHUNK), (10, DATA)];
+    let mut m = one_word(ECALL, 4, &regs, &inputs);
+    for _ in 0..4 {
+        suite.push(("write_chunk".into(), m.clone()));
+        m.run(1);
+    }
+    for code in [0, 1] {
+        let regs = [(17, ecall::EXIT), (10, code)];
+        suite.push(("exit".into(), one_word(ECALL, 1, &regs, &inputs)));
+    }
+    let regs = [(17, ecall::WRITE), (10, 1), (11, DATA), (12, 5)];
+    suite.push(("write".into(), one_word(ECALL, 1, &regs, &inputs)));
+    suite.push(("illegal".into(), one_word(0, 1, &[], &inputs)));
+    let mut halted = one_word(ECALL, 1, &[(17, ecall::EXIT)], &inputs);
+    halted.run(1);
+    debug_assert_eq!(halted.status(), Status::Exited);
+    suite.push(("after exit".into(), halted));
+    Ok(suite)
+}
+
+#[derive(Serialize)]
+struct GasReport {
+    chain: String,
+    steps: usize,
+    gas: Option<GasStats>,
+    gas_by_class: BTreeMap<&'static str, GasStats>,
+    target_median: u64,
+}
+
+/// `opml bench gas`: what one step costs on chain, by instruction class, as whole transactions.
+pub(crate) fn bench_gas(args: GasArgs) -> Result<ExitCode> {
+    let runtime = runtime()?;
+    let (step_contract, chain) = runtime.block_on(args.chain.deploy_step())?;
+    let mut book = GasBook::default();
+    let suite = gas_suite()?;
+    for (what, mut machine) in suite.iter().cloned() {
+        let proof = machine.prove_step();
+        let (mismatch, gas) = runtime.block_on(submit(&step_contract, &proof))?;
+        if let Some(m) = mismatch {
+            bail!("{what}: the contract disagrees with the VM: {}", m.contract);
+        }
+        book.add(proof.class(), gas);
+    }
+    let report = GasReport {
+        chain,
+        steps: suite.len(),
+        gas: GasStats::of(&book.all),
+        gas_by_class: book.classes(),
+        target_median: 100_000,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "Step contract gas on the {} chain, {} steps (whole transactions):",
+            report.chain, report.steps
+        );
+        book.print();
+        println!(
+            "for scale: asterisc's RISC-V step ~176k gas (median of its tests), Cartesi's step ~103k; target: median under 100k"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
