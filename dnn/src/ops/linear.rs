@@ -1,0 +1,292 @@
+//! Linear (fully connected / MatMul): `y = requant(bias + x · wᵀ)`, optionally followed by ReLU.
+
+use super::{arity, input_error, OpError};
+use crate::asm::reg::*;
+use crate::kernel::{build_kernel, KernelError, TABLE_ADDR};
+use crate::quant::{emit_requant, Requant};
+use crate::tensor::{DType, Tensor};
+use ndarray::{ArrayD, IxDyn};
+use opml_vm::ElfImage;
+
+/// Parameters of a Linear node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Linear {
+    /// Scale from the int32 accumulator to the int8 output.
+    pub requant: Requant,
+    /// Whether ReLU is fused after the requantization.
+    #[serde(default)]
+    pub relu: bool,
+}
+
+/// `(m, k, n)` of inputs `x [m, k] or [k]`, `w [n, k]`, `bias [n]`.
+fn dims(inputs: &[&Tensor]) -> Result<(usize, usize, usize), OpError> {
+    arity("linear", inputs, 3)?;
+    let (x, w, b) = (inputs[0], inputs[1], inputs[2]);
+    let types = [x.dtype(), w.dtype(), b.dtype()];
+    if types != [DType::I8, DType::I8, DType::I32] {
+        return Err(input_error(
+            "linear",
+            format!("needs i8 x, i8 w, i32 bias; got {types:?}"),
+        ));
+    }
+    let (m, k) = match x.shape() {
+        [k] => (1, *k),
+        [m, k] => (*m, *k),
+        s => {
+            return Err(input_error(
+                "linear",
+                format!("x must be [k] or [m, k], got {s:?}"),
+            ))
+        }
+    };
+    let [n, wk] = w.shape() else {
+        return Err(input_error(
+            "linear",
+            format!("w must be [n, k], got {:?}", w.shape()),
+        ));
+    };
+    if *wk != k || b.shape() != [*n] {
+        return Err(input_error(
+            "linear",
+            format!(
+                "x {:?}, w {:?} and bias {:?} do not fit",
+                x.shape(),
+                w.shape(),
+                b.shape()
+            ),
+        ));
+    }
+    Ok((m, k, *n))
+}
+
+impl Linear {
+    pub(super) fn output_type(&self, inputs: &[&Tensor]) -> Result<(DType, Vec<usize>), OpError> {
+        self.requant
+            .validate()
+            .map_err(|e| input_error("linear", e.to_string()))?;
+        let (m, _, n) = dims(inputs)?;
+        let shape = if inputs[0].shape().len() == 1 {
+            vec![n]
+        } else {
+            vec![m, n]
+        };
+        Ok((DType::I8, shape))
+    }
+
+    pub(super) fn native(&self, inputs: &[&Tensor]) -> Result<Tensor, OpError> {
+        let (m, k, n) = dims(inputs)?;
+        let x = inputs[0]
+            .as_i8()?
+            .as_slice()
+            .expect("standard layout")
+            .to_vec();
+        let w = inputs[1]
+            .as_i8()?
+            .as_slice()
+            .expect("standard layout")
+            .to_vec();
+        let bias = inputs[2].as_i32()?;
+        let mut y = Vec::with_capacity(m * n);
+        for row in x.chunks_exact(k.max(1)).take(m) {
+            for (j, wrow) in w.chunks_exact(k.max(1)).take(n).enumerate() {
+                let acc = dot_i8(row, wrow).wrapping_add(bias[[j]]);
+                let v = self.requant.apply(acc);
+                y.push(if self.relu { v.max(0) } else { v });
+            }
+        }
+        if k == 0 {
+            y = (0..m * n)
+                .map(|i| {
+                    let v = self.requant.apply(bias[[i % n]]);
+                    if self.relu {
+                        v.max(0)
+                    } else {
+                        v
+                    }
+                })
+                .collect();
+        }
+        let (_, shape) = self.output_type(inputs)?;
+        Ok(Tensor::I8(
+            ArrayD::from_shape_vec(IxDyn(&shape), y).expect("m·n outputs"),
+        ))
+    }
+
+    pub(super) fn kernel_params(&self, inputs: &[&Tensor]) -> Vec<i32> {
+        let (m, k, n) = dims(inputs).expect("checked by output_type");
+        vec![
+            m as i32,
+            k as i32,
+            n as i32,
+            self.requant.multiplier,
+            self.requant.shift as i32,
+            self.relu as i32,
+        ]
+    }
+}
+
+/// An int8 dot product accumulated in int32 (wrapping, as the VM's `add`), written so that the
+/// compiler vectorises it.
+pub(crate) fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    a.iter().zip(b).fold(0i32, |acc, (&x, &y)| {
+        acc.wrapping_add(i32::from(x) * i32::from(y))
+    })
+}
+
+/// Params after the lengths (words 4..): m, k, n, multiplier, shift, relu.
+pub(super) fn kernel() -> Result<ElfImage, KernelError> {
+    build_kernel(3, 10, |a| {
+        a.li(S2, TABLE_ADDR as i32)
+            .lw(S3, 0, S2) // x row
+            .lw(S4, 4, S2) // w
+            .lw(S5, 8, S2) // bias
+            .lw(S6, 12, S2) // output pointer
+            .lw(S7, 16, S0) // m
+            .lw(S8, 20, S0) // k
+            .lw(S9, 24, S0) // n
+            .lw(S10, 28, S0) // multiplier
+            .lw(S11, 32, S0) // shift
+            .lw(TP, 36, S0) // relu
+            .li(T0, 0)
+            .label("rows")
+            .bgeu(T0, S7, "done")
+            .li(T1, 0)
+            .mv(A1, S4)
+            .mv(S1, S5)
+            .label("cols")
+            .bgeu(T1, S9, "next_row")
+            .lw(T2, 0, S1)
+            .mv(T5, S3)
+            .mv(T6, A1)
+            .add(A3, S3, S8)
+            .label("dot")
+            .bgeu(T5, A3, "dot_done")
+            .lb(T3, 0, T5)
+            .lb(T4, 0, T6)
+            .mul(T3, T3, T4)
+            .add(T2, T2, T3)
+            .addi(T5, T5, 1)
+            .addi(T6, T6, 1)
+            .j("dot")
+            .label("dot_done");
+        emit_requant(a, T2, S10, S11, A0);
+        a.beq(TP, ZERO, "store")
+            .bge(A0, ZERO, "store")
+            .li(A0, 0)
+            .label("store")
+            .sb(A0, 0, S6)
+            .addi(S6, S6, 1)
+            .add(A1, A1, S8)
+            .addi(S1, S1, 4)
+            .addi(T1, T1, 1)
+            .j("cols")
+            .label("next_row")
+            .add(S3, S3, S8)
+            .addi(T0, T0, 1)
+            .j("rows")
+            .label("done");
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::super::Op;
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn native_equals_vm_on_odd_shapes_and_scales() {
+        let seed = rand::random();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let shapes: &[(&[usize], usize)] = &[
+            (&[1], 1),
+            (&[7], 3),
+            (&[1, 33], 5),
+            (&[3, 64], 10),
+            (&[2, 97], 13),
+            (&[784], 10),
+        ];
+        for &(xs, n) in shapes {
+            let k = *xs.last().unwrap();
+            let x = random_i8(&mut rng, xs);
+            let w = random_i8(&mut rng, &[n, k]);
+            let b = random_i32(&mut rng, &[n], -50_000..50_000);
+            for (scale, relu) in [
+                (0.001, false),
+                (0.0001, true),
+                (rng.gen_range(1e-6..0.1), rng.gen()),
+            ] {
+                let op = Op::Linear(Linear {
+                    requant: Requant::from_scale(scale).unwrap(),
+                    relu,
+                });
+                native_equals_vm(
+                    &op,
+                    &[&x, &w, &b],
+                    &format!("seed {seed}: linear x{xs:?} n={n} scale {scale} relu {relu}"),
+                );
+            }
+        }
+    }
+
+    /// Every branch of the requantization: shifts on both sides of 32, negative multipliers,
+    /// saturation both ways and from beyond int32.
+    #[test]
+    fn requantization_edges_match() {
+        let x = Tensor::I8(ArrayD::from_shape_vec(IxDyn(&[1, 2]), vec![127, -128]).unwrap());
+        let w = Tensor::I8(ArrayD::from_shape_vec(IxDyn(&[1, 2]), vec![127, 127]).unwrap());
+        for bias in [
+            i32::MIN + 20_000,
+            -1000,
+            -3,
+            0,
+            1,
+            2,
+            1000,
+            i32::MAX - 20_000,
+        ] {
+            let b = Tensor::I32(ArrayD::from_shape_vec(IxDyn(&[1]), vec![bias]).unwrap());
+            for (multiplier, shift) in [
+                (1, 1),
+                (3, 2),
+                (1 << 30, 31),
+                (i32::MAX, 32),
+                (-(1 << 30), 33),
+                (i32::MIN, 62),
+                (12345, 17),
+                (i32::MAX, 1),
+            ] {
+                let op = Op::Linear(Linear {
+                    requant: Requant { multiplier, shift },
+                    relu: false,
+                });
+                native_equals_vm(
+                    &op,
+                    &[&x, &w, &b],
+                    &format!("bias {bias} m {multiplier} s {shift}"),
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn shapes_that_do_not_fit_are_named() {
+        let mut rng = rand::thread_rng();
+        let op = Op::Linear(Linear {
+            requant: Requant {
+                multiplier: 1,
+                shift: 1,
+            },
+            relu: false,
+        });
+        let (x, w, b) = (
+            random_i8(&mut rng, &[4]),
+            random_i8(&mut rng, &[3, 5]),
+            random_i32(&mut rng, &[3], 0..1),
+        );
+        let err = op.native(&[&x, &w, &b]).unwrap_err().to_string();
+        assert!(err.contains("do not fit"), "{err}");
+        assert!(op.native(&[&x, &w]).is_err());
+    }
+}

@@ -1,0 +1,225 @@
+//! The ops of a model graph. Each op kind has a native implementation and a VM kernel in its own
+//! file; this module dispatches between them, so adding an op is a new file and one enum arm.
+
+mod argmax;
+mod linear;
+mod relu;
+mod reshape;
+
+pub use linear::Linear;
+
+use crate::kernel::{run_kernel, KernelError, KernelRun};
+use crate::tensor::{DType, Tensor, TensorError};
+use opml_vm::ElfImage;
+use std::sync::OnceLock;
+
+/// Why an op cannot run on its inputs.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    /// The op takes a different number of inputs.
+    #[error("{op} takes {want} inputs, got {got}")]
+    Arity {
+        /// The op.
+        op: &'static str,
+        /// Inputs it takes.
+        want: usize,
+        /// Inputs given.
+        got: usize,
+    },
+    /// An input's shape or type does not fit the op.
+    #[error("{op}: {what}")]
+    Input {
+        /// The op.
+        op: &'static str,
+        /// What is wrong.
+        what: String,
+    },
+    /// A tensor error.
+    #[error(transparent)]
+    Tensor(#[from] TensorError),
+    /// The VM kernel failed.
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+}
+
+/// An op with its parameters (weights are inputs, not parameters).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// int8 → int8, `max(x, 0)`.
+    Relu,
+    /// Any tensor to another shape with as many elements (Flatten is a reshape to one dimension).
+    Reshape {
+        /// The new shape.
+        shape: Vec<usize>,
+    },
+    /// int8 `[n]` → int32 `[1]`: the index of the first largest element.
+    ArgMax,
+    /// int8 `x[m, k]` (or `[k]`), int8 `w[n, k]`, int32 `bias[n]` → int8 `[m, n]` (or `[n]`).
+    Linear(Linear),
+}
+
+/// The kinds of op; each has one fixed VM kernel image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OpKind {
+    /// [`Op::Relu`]
+    Relu,
+    /// [`Op::Reshape`]
+    Reshape,
+    /// [`Op::ArgMax`]
+    ArgMax,
+    /// [`Op::Linear`]
+    Linear,
+}
+
+impl OpKind {
+    /// Every kind.
+    pub const ALL: [OpKind; 4] = [Self::Relu, Self::Reshape, Self::ArgMax, Self::Linear];
+
+    /// The kind's name in model files and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Relu => "relu",
+            Self::Reshape => "reshape",
+            Self::ArgMax => "arg_max",
+            Self::Linear => "linear",
+        }
+    }
+
+    /// The kind's VM kernel, assembled once per process.
+    pub fn kernel(self) -> &'static ElfImage {
+        static KERNELS: [OnceLock<ElfImage>; 4] = [const { OnceLock::new() }; 4];
+        KERNELS[self as usize].get_or_init(|| {
+            let built = match self {
+                Self::Relu => relu::kernel(),
+                Self::Reshape => reshape::kernel(),
+                Self::ArgMax => argmax::kernel(),
+                Self::Linear => linear::kernel(),
+            };
+            built.unwrap_or_else(|e| panic!("the {} kernel does not build: {e}", self.name()))
+        })
+    }
+}
+
+fn arity(op: &'static str, inputs: &[&Tensor], want: usize) -> Result<(), OpError> {
+    if inputs.len() == want {
+        Ok(())
+    } else {
+        Err(OpError::Arity {
+            op,
+            want,
+            got: inputs.len(),
+        })
+    }
+}
+
+fn input_error(op: &'static str, what: impl Into<String>) -> OpError {
+    OpError::Input {
+        op,
+        what: what.into(),
+    }
+}
+
+impl Op {
+    /// The op's kind.
+    pub fn kind(&self) -> OpKind {
+        match self {
+            Self::Relu => OpKind::Relu,
+            Self::Reshape { .. } => OpKind::Reshape,
+            Self::ArgMax => OpKind::ArgMax,
+            Self::Linear(_) => OpKind::Linear,
+        }
+    }
+
+    /// Type and shape of the output for these inputs; an error names what does not fit.
+    pub fn output_type(&self, inputs: &[&Tensor]) -> Result<(DType, Vec<usize>), OpError> {
+        match self {
+            Self::Relu => relu::output_type(inputs),
+            Self::Reshape { shape } => reshape::output_type(shape, inputs),
+            Self::ArgMax => argmax::output_type(inputs),
+            Self::Linear(l) => l.output_type(inputs),
+        }
+    }
+
+    /// Runs the op natively.
+    pub fn native(&self, inputs: &[&Tensor]) -> Result<Tensor, OpError> {
+        self.output_type(inputs)?;
+        match self {
+            Self::Relu => relu::native(inputs[0]),
+            Self::Reshape { shape } => reshape::native(shape, inputs[0]),
+            Self::ArgMax => argmax::native(inputs[0]),
+            Self::Linear(l) => l.native(inputs),
+        }
+    }
+
+    /// The op's own params words for its kernel (after the byte lengths the prologue reads).
+    pub fn kernel_params(&self, inputs: &[&Tensor]) -> Result<Vec<i32>, OpError> {
+        self.output_type(inputs)?;
+        Ok(match self {
+            Self::Relu | Self::Reshape { .. } | Self::ArgMax => Vec::new(),
+            Self::Linear(l) => l.kernel_params(inputs),
+        })
+    }
+
+    /// Runs the op's kernel in the VM (at most `max_steps` steps).
+    pub fn run_in_vm(&self, inputs: &[&Tensor], max_steps: u64) -> Result<KernelRun, OpError> {
+        let (dtype, shape) = self.output_type(inputs)?;
+        let params = self.kernel_params(inputs)?;
+        Ok(run_kernel(
+            self.kind().kernel(),
+            &params,
+            inputs,
+            (dtype, &shape),
+            max_steps,
+        )?)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Native against VM, bit for bit, for the op tests.
+    use super::*;
+    use ndarray::{ArrayD, IxDyn};
+    use rand::Rng;
+
+    /// A random int8 tensor; `full` draws the whole range, else small values.
+    pub(crate) fn random_i8(rng: &mut impl Rng, shape: &[usize]) -> Tensor {
+        let n = shape.iter().product();
+        Tensor::I8(
+            ArrayD::from_shape_vec(IxDyn(shape), (0..n).map(|_| rng.gen()).collect()).unwrap(),
+        )
+    }
+
+    /// A random int32 tensor in `range`.
+    pub(crate) fn random_i32(
+        rng: &mut impl Rng,
+        shape: &[usize],
+        range: std::ops::Range<i32>,
+    ) -> Tensor {
+        let n = shape.iter().product();
+        Tensor::I32(
+            ArrayD::from_shape_vec(
+                IxDyn(shape),
+                (0..n).map(|_| rng.gen_range(range.clone())).collect(),
+            )
+            .unwrap(),
+        )
+    }
+
+    /// Runs `op` natively and in the VM; asserts equal outputs and commitments; returns VM steps.
+    pub(crate) fn native_equals_vm(op: &Op, inputs: &[&Tensor], what: &str) -> u64 {
+        let native = op
+            .native(inputs)
+            .unwrap_or_else(|e| panic!("{what}: native: {e}"));
+        let vm = op
+            .run_in_vm(inputs, 500_000_000)
+            .unwrap_or_else(|e| panic!("{what}: vm: {e}"));
+        assert_eq!(vm.output, native, "{what}: outputs differ");
+        assert_eq!(
+            vm.commitment,
+            native.commitment().unwrap(),
+            "{what}: commitments differ"
+        );
+        vm.steps
+    }
+}

@@ -1,0 +1,274 @@
+//! Integer tensors on `ndarray`, their byte encoding and their commitment (DESIGN decision 6).
+//!
+//! Elements are stored row-major, little-endian. The commitment is `keccak(header ‖ dataRoot)` with
+//! the data root of `opml_vm::data_root` (32-byte chunks, the last zero-padded, padded with zero
+//! leaves to a power of two) and the header of `docs/protocol.md` section 8. `rs_merkle` does not
+//! fit that padding rule (it promotes an odd node instead of pairing it with a zero leaf), so the
+//! VM's own tree is used: the same code that the output accumulator is checked against.
+
+use ndarray::{ArrayD, IxDyn};
+use opml_vm::{data_root, tensor_commitment, Hash};
+
+/// Element type of a tensor. The discriminant is its code in the tensor header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DType {
+    /// Signed 8-bit.
+    I8 = 1,
+    /// Signed 16-bit.
+    I16 = 2,
+    /// Signed 32-bit.
+    I32 = 3,
+}
+
+impl DType {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            Self::I8 => 1,
+            Self::I16 => 2,
+            Self::I32 => 4,
+        }
+    }
+
+    /// The type of header code `code`.
+    pub fn from_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(Self::I8),
+            2 => Some(Self::I16),
+            3 => Some(Self::I32),
+            _ => None,
+        }
+    }
+}
+
+/// What is wrong with tensor data or its shape.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TensorError {
+    /// The bytes are not a whole number of `shape`'s elements.
+    #[error("{got} bytes do not hold a {dtype:?} tensor of shape {shape:?} ({want} bytes)")]
+    ByteLength {
+        /// Element type.
+        dtype: DType,
+        /// Expected shape.
+        shape: Vec<usize>,
+        /// Bytes the shape needs.
+        want: usize,
+        /// Bytes given.
+        got: usize,
+    },
+    /// A tensor has a shape other than the one required.
+    #[error("expected shape {want:?}, got {got:?}")]
+    Shape {
+        /// Required shape.
+        want: Vec<usize>,
+        /// Actual shape.
+        got: Vec<usize>,
+    },
+    /// A tensor has an element type other than the one required.
+    #[error("expected {want:?} elements, got {got:?}")]
+    DType {
+        /// Required type.
+        want: DType,
+        /// Actual type.
+        got: DType,
+    },
+    /// The shape is too large for the protocol (byte length over `u32`, or rank over 254).
+    #[error("shape {0:?} is too large for a tensor header")]
+    TooLarge(Vec<usize>),
+}
+
+/// An integer tensor of any rank.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tensor {
+    /// int8 elements.
+    I8(ArrayD<i8>),
+    /// int16 elements.
+    I16(ArrayD<i16>),
+    /// int32 elements.
+    I32(ArrayD<i32>),
+}
+
+impl Tensor {
+    /// Element type.
+    pub fn dtype(&self) -> DType {
+        match self {
+            Self::I8(_) => DType::I8,
+            Self::I16(_) => DType::I16,
+            Self::I32(_) => DType::I32,
+        }
+    }
+
+    /// Shape, outermost dimension first.
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            Self::I8(a) => a.shape(),
+            Self::I16(a) => a.shape(),
+            Self::I32(a) => a.shape(),
+        }
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.shape().iter().product()
+    }
+
+    /// Whether the tensor has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Encoded size in bytes.
+    pub fn byte_len(&self) -> usize {
+        self.len() * self.dtype().size()
+    }
+
+    /// The elements, row-major, little-endian.
+    pub fn to_le_bytes(&self) -> Vec<u8> {
+        match self {
+            Self::I8(a) => a.iter().map(|&x| x as u8).collect(),
+            Self::I16(a) => a.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            Self::I32(a) => a.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        }
+    }
+
+    /// Decodes row-major little-endian elements of `dtype` into a tensor of `shape`.
+    pub fn from_le_bytes(dtype: DType, shape: &[usize], bytes: &[u8]) -> Result<Self, TensorError> {
+        let want = shape.iter().product::<usize>() * dtype.size();
+        if bytes.len() != want {
+            return Err(TensorError::ByteLength {
+                dtype,
+                shape: shape.to_vec(),
+                want,
+                got: bytes.len(),
+            });
+        }
+        let dim = IxDyn(shape);
+        let shaped = |v| ArrayD::from_shape_vec(dim.clone(), v).expect("length checked above");
+        Ok(match dtype {
+            DType::I8 => Self::I8(shaped(bytes.iter().map(|&b| b as i8).collect())),
+            DType::I16 => Self::I16(
+                ArrayD::from_shape_vec(
+                    dim.clone(),
+                    bytes
+                        .chunks_exact(2)
+                        .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                        .collect(),
+                )
+                .expect("length checked above"),
+            ),
+            DType::I32 => Self::I32(
+                ArrayD::from_shape_vec(
+                    dim,
+                    bytes
+                        .chunks_exact(4)
+                        .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect(),
+                )
+                .expect("length checked above"),
+            ),
+        })
+    }
+
+    /// The tensor header (protocol section 8): byte length (u32 BE), dtype code, rank, and each
+    /// dimension (u32 BE).
+    pub fn header(&self) -> Result<Vec<u8>, TensorError> {
+        header(self.dtype(), self.shape())
+    }
+
+    /// `keccak(header ‖ dataRoot)`.
+    pub fn commitment(&self) -> Result<Hash, TensorError> {
+        Ok(tensor_commitment(
+            &self.header()?,
+            &data_root(&self.to_le_bytes()),
+        ))
+    }
+
+    /// The int8 array, or an error naming the type it has.
+    pub fn as_i8(&self) -> Result<&ArrayD<i8>, TensorError> {
+        match self {
+            Self::I8(a) => Ok(a),
+            other => Err(TensorError::DType {
+                want: DType::I8,
+                got: other.dtype(),
+            }),
+        }
+    }
+
+    /// The int32 array, or an error naming the type it has.
+    pub fn as_i32(&self) -> Result<&ArrayD<i32>, TensorError> {
+        match self {
+            Self::I32(a) => Ok(a),
+            other => Err(TensorError::DType {
+                want: DType::I32,
+                got: other.dtype(),
+            }),
+        }
+    }
+}
+
+/// The header of a `dtype` tensor of `shape` (protocol section 8).
+pub fn header(dtype: DType, shape: &[usize]) -> Result<Vec<u8>, TensorError> {
+    let too_large = || TensorError::TooLarge(shape.to_vec());
+    let bytes = shape
+        .iter()
+        .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d))
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(too_large)?;
+    if shape.len() > 254 {
+        return Err(too_large());
+    }
+    let mut h = Vec::with_capacity(6 + 4 * shape.len());
+    h.extend_from_slice(&bytes.to_be_bytes());
+    h.push(dtype as u8);
+    h.push(shape.len() as u8);
+    for &d in shape {
+        h.extend_from_slice(&u32::try_from(d).map_err(|_| too_large())?.to_be_bytes());
+    }
+    Ok(h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_round_trip_for_every_type() {
+        let cases = [
+            Tensor::I8(
+                ArrayD::from_shape_vec(IxDyn(&[2, 3]), vec![-128, -1, 0, 1, 2, 127]).unwrap(),
+            ),
+            Tensor::I16(ArrayD::from_shape_vec(IxDyn(&[3]), vec![i16::MIN, 0, i16::MAX]).unwrap()),
+            Tensor::I32(
+                ArrayD::from_shape_vec(IxDyn(&[1, 2]), vec![i32::MIN, 0x0102_0304]).unwrap(),
+            ),
+            Tensor::I8(ArrayD::from_shape_vec(IxDyn(&[0]), vec![]).unwrap()),
+        ];
+        for t in cases {
+            let bytes = t.to_le_bytes();
+            assert_eq!(bytes.len(), t.byte_len());
+            assert_eq!(
+                Tensor::from_le_bytes(t.dtype(), t.shape(), &bytes).unwrap(),
+                t
+            );
+        }
+        assert_eq!(
+            Tensor::from_le_bytes(DType::I32, &[2], &[0; 7]),
+            Err(TensorError::ByteLength {
+                dtype: DType::I32,
+                shape: vec![2],
+                want: 8,
+                got: 7
+            })
+        );
+    }
+
+    #[test]
+    fn header_layout() {
+        assert_eq!(
+            header(DType::I16, &[2, 3]).unwrap(),
+            vec![0, 0, 0, 12, 2, 2, 0, 0, 0, 2, 0, 0, 0, 3]
+        );
+        assert!(header(DType::I32, &[1 << 20, 1 << 20]).is_err());
+    }
+}
