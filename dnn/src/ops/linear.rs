@@ -1,4 +1,5 @@
-//! Linear (fully connected / MatMul): `y = requant(bias + x · wᵀ)`, optionally followed by ReLU.
+//! Linear (fully connected / MatMul): `y[i, j] = requant_j(bias[j] + Σ x[i, ·] · w[j, ·])`, with a
+//! multiplier and shift per output channel `j`, optionally followed by ReLU.
 
 use super::{arity, input_error, OpError};
 use crate::asm::reg::*;
@@ -8,19 +9,47 @@ use crate::tensor::{DType, Tensor};
 use ndarray::{ArrayD, IxDyn};
 use opml_vm::ElfImage;
 
-/// Parameters of a Linear node.
+/// Parameters of a Linear node (the weights, bias and per-channel scales are its inputs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Linear {
-    /// Scale from the int32 accumulator to the int8 output.
-    pub requant: Requant,
     /// Whether ReLU is fused after the requantization.
     #[serde(default)]
     pub relu: bool,
 }
 
-/// `(m, k, n)` of inputs `x [m, k] or [k]`, `w [n, k]`, `bias [n]`.
+/// The per-channel requantizations of an int32 `[n, 2]` scale tensor (multiplier, shift).
+pub(super) fn channel_scales(
+    op: &'static str,
+    scale: &Tensor,
+    n: usize,
+) -> Result<Vec<Requant>, OpError> {
+    if scale.dtype() != DType::I32 || scale.shape() != [n, 2] {
+        return Err(input_error(
+            op,
+            format!(
+                "scale must be i32 [{n}, 2], got {:?} {:?}",
+                scale.dtype(),
+                scale.shape()
+            ),
+        ));
+    }
+    let v = scale.as_i32()?.as_slice().expect("standard layout");
+    v.chunks_exact(2)
+        .enumerate()
+        .map(|(j, ms)| {
+            Requant {
+                multiplier: ms[0],
+                shift: ms[1] as u32,
+            }
+            .validate()
+            .map_err(|e| input_error(op, format!("output channel {j}: {e}")))
+        })
+        .collect()
+}
+
+/// `(m, k, n)` of inputs `x [m, k] or [k]`, `w [n, k]`, `bias [n]`, `scale [n, 2]`.
 fn dims(inputs: &[&Tensor]) -> Result<(usize, usize, usize), OpError> {
-    arity("linear", inputs, 3)?;
+    arity("linear", inputs, 4)?;
     let (x, w, b) = (inputs[0], inputs[1], inputs[2]);
     let types = [x.dtype(), w.dtype(), b.dtype()];
     if types != [DType::I8, DType::I8, DType::I32] {
@@ -56,14 +85,12 @@ fn dims(inputs: &[&Tensor]) -> Result<(usize, usize, usize), OpError> {
             ),
         ));
     }
+    channel_scales("linear", inputs[3], *n)?;
     Ok((m, k, *n))
 }
 
 impl Linear {
     pub(super) fn output_type(&self, inputs: &[&Tensor]) -> Result<(DType, Vec<usize>), OpError> {
-        self.requant
-            .validate()
-            .map_err(|e| input_error("linear", e.to_string()))?;
         let (m, _, n) = dims(inputs)?;
         let shape = if inputs[0].shape().len() == 1 {
             vec![n]
@@ -86,18 +113,19 @@ impl Linear {
             .expect("standard layout")
             .to_vec();
         let bias = inputs[2].as_i32()?;
+        let scales = channel_scales("linear", inputs[3], n)?;
         let mut y = Vec::with_capacity(m * n);
         for row in x.chunks_exact(k.max(1)).take(m) {
             for (j, wrow) in w.chunks_exact(k.max(1)).take(n).enumerate() {
                 let acc = dot_i8(row, wrow).wrapping_add(bias[[j]]);
-                let v = self.requant.apply(acc);
+                let v = scales[j].apply(acc);
                 y.push(if self.relu { v.max(0) } else { v });
             }
         }
         if k == 0 {
             y = (0..m * n)
                 .map(|i| {
-                    let v = self.requant.apply(bias[[i % n]]);
+                    let v = scales[i % n].apply(bias[[i % n]]);
                     if self.relu {
                         v.max(0)
                     } else {
@@ -114,14 +142,7 @@ impl Linear {
 
     pub(super) fn kernel_params(&self, inputs: &[&Tensor]) -> Vec<i32> {
         let (m, k, n) = dims(inputs).expect("checked by output_type");
-        vec![
-            m as i32,
-            k as i32,
-            n as i32,
-            self.requant.multiplier,
-            self.requant.shift as i32,
-            self.relu as i32,
-        ]
+        vec![m as i32, k as i32, n as i32, self.relu as i32]
     }
 }
 
@@ -133,28 +154,30 @@ pub(crate) fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     })
 }
 
-/// Params after the lengths (words 4..): m, k, n, multiplier, shift, relu.
+/// Params after the lengths (byte offsets from s0): m 20, k 24, n 28, relu 32.
 pub(super) fn kernel() -> Result<ElfImage, KernelError> {
-    build_kernel(3, 10, |a| {
+    build_kernel(4, 9, |a| {
         a.li(S2, TABLE_ADDR as i32)
             .lw(S3, 0, S2) // x row
             .lw(S4, 4, S2) // w
             .lw(S5, 8, S2) // bias
-            .lw(S6, 12, S2) // output pointer
-            .lw(S7, 16, S0) // m
-            .lw(S8, 20, S0) // k
-            .lw(S9, 24, S0) // n
-            .lw(S10, 28, S0) // multiplier
-            .lw(S11, 32, S0) // shift
-            .lw(TP, 36, S0) // relu
+            .lw(GP, 12, S2) // scales
+            .lw(S6, 16, S2) // output pointer
+            .lw(S7, 20, S0) // m
+            .lw(S8, 24, S0) // k
+            .lw(S9, 28, S0) // n
+            .lw(TP, 32, S0) // relu
             .li(T0, 0)
             .label("rows")
             .bgeu(T0, S7, "done")
             .li(T1, 0)
             .mv(A1, S4)
             .mv(S1, S5)
+            .mv(S2, GP)
             .label("cols")
             .bgeu(T1, S9, "next_row")
+            .lw(S10, 0, S2) // multiplier of channel j
+            .lw(S11, 4, S2) // shift of channel j
             .lw(T2, 0, S1)
             .mv(T5, S3)
             .mv(T6, A1)
@@ -178,6 +201,7 @@ pub(super) fn kernel() -> Result<ElfImage, KernelError> {
             .addi(S6, S6, 1)
             .add(A1, A1, S8)
             .addi(S1, S1, 4)
+            .addi(S2, S2, 8)
             .addi(T1, T1, 1)
             .j("cols")
             .label("next_row")
@@ -193,7 +217,7 @@ mod tests {
     use super::super::testing::*;
     use super::super::Op;
     use super::*;
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
 
     #[test]
     fn native_equals_vm_on_odd_shapes_and_scales() {
@@ -212,19 +236,12 @@ mod tests {
             let x = random_i8(&mut rng, xs);
             let w = random_i8(&mut rng, &[n, k]);
             let b = random_i32(&mut rng, &[n], -50_000..50_000);
-            for (scale, relu) in [
-                (0.001, false),
-                (0.0001, true),
-                (rng.gen_range(1e-6..0.1), rng.gen()),
-            ] {
-                let op = Op::Linear(Linear {
-                    requant: Requant::from_scale(scale).unwrap(),
-                    relu,
-                });
+            for relu in [false, true] {
+                let sc = random_scales(&mut rng, n);
                 native_equals_vm(
-                    &op,
-                    &[&x, &w, &b],
-                    &format!("seed {seed}: linear x{xs:?} n={n} scale {scale} relu {relu}"),
+                    &Op::Linear(Linear { relu }),
+                    &[&x, &w, &b, &sc],
+                    &format!("seed {seed}: linear x{xs:?} n={n} relu {relu}"),
                 );
             }
         }
@@ -257,13 +274,12 @@ mod tests {
                 (12345, 17),
                 (i32::MAX, 1),
             ] {
-                let op = Op::Linear(Linear {
-                    requant: Requant { multiplier, shift },
-                    relu: false,
-                });
+                let sc = Tensor::I32(
+                    ArrayD::from_shape_vec(IxDyn(&[1, 2]), vec![multiplier, shift]).unwrap(),
+                );
                 native_equals_vm(
-                    &op,
-                    &[&x, &w, &b],
+                    &Op::Linear(Linear { relu: false }),
+                    &[&x, &w, &b, &sc],
                     &format!("bias {bias} m {multiplier} s {shift}"),
                 );
             }
@@ -273,20 +289,20 @@ mod tests {
     #[test]
     fn shapes_that_do_not_fit_are_named() {
         let mut rng = rand::thread_rng();
-        let op = Op::Linear(Linear {
-            requant: Requant {
-                multiplier: 1,
-                shift: 1,
-            },
-            relu: false,
-        });
+        let op = Op::Linear(Linear { relu: false });
         let (x, w, b) = (
             random_i8(&mut rng, &[4]),
             random_i8(&mut rng, &[3, 5]),
             random_i32(&mut rng, &[3], 0..1),
         );
-        let err = op.native(&[&x, &w, &b]).unwrap_err().to_string();
+        let sc = random_scales(&mut rng, 3);
+        let err = op.native(&[&x, &w, &b, &sc]).unwrap_err().to_string();
         assert!(err.contains("do not fit"), "{err}");
-        assert!(op.native(&[&x, &w]).is_err());
+        assert!(op.native(&[&x, &w, &b]).is_err());
+        let (x, w) = (random_i8(&mut rng, &[5]), random_i8(&mut rng, &[3, 5]));
+        let bad =
+            Tensor::I32(ArrayD::from_shape_vec(IxDyn(&[3, 2]), vec![1, 1, 1, 0, 1, 1]).unwrap());
+        let err = op.native(&[&x, &w, &b, &bad]).unwrap_err().to_string();
+        assert!(err.contains("output channel 1"), "{err}");
     }
 }

@@ -2,11 +2,15 @@
 //! file; this module dispatches between them, so adding an op is a new file and one enum arm.
 
 mod argmax;
+mod conv2d;
 mod linear;
+mod maxpool;
 mod relu;
 mod reshape;
 
+pub use conv2d::Conv2d;
 pub use linear::Linear;
+pub use maxpool::MaxPool2d;
 
 use crate::kernel::{run_kernel, KernelError, KernelRun};
 use crate::tensor::{DType, Tensor, TensorError};
@@ -55,8 +59,14 @@ pub enum Op {
     },
     /// int8 `[n]` → int32 `[1]`: the index of the first largest element.
     ArgMax,
-    /// int8 `x[m, k]` (or `[k]`), int8 `w[n, k]`, int32 `bias[n]` → int8 `[m, n]` (or `[n]`).
+    /// int8 `x[m, k]` (or `[k]`), int8 `w[n, k]`, int32 `bias[n]`, int32 `scale[n, 2]` (multiplier,
+    /// shift per output channel) → int8 `[m, n]` (or `[n]`).
     Linear(Linear),
+    /// int8 `x[c, h, w]`, int8 `w[o, c, kh, kw]`, int32 `bias[o]`, int32 `scale[o, 2]` → int8
+    /// `[o, ho, wo]`.
+    Conv2d(Conv2d),
+    /// int8 `[c, h, w]` → int8 `[c, ho, wo]`, the largest of each window.
+    MaxPool2d(MaxPool2d),
 }
 
 /// The kinds of op; each has one fixed VM kernel image.
@@ -70,11 +80,22 @@ pub enum OpKind {
     ArgMax,
     /// [`Op::Linear`]
     Linear,
+    /// [`Op::Conv2d`]
+    Conv2d,
+    /// [`Op::MaxPool2d`]
+    MaxPool2d,
 }
 
 impl OpKind {
     /// Every kind.
-    pub const ALL: [OpKind; 4] = [Self::Relu, Self::Reshape, Self::ArgMax, Self::Linear];
+    pub const ALL: [OpKind; 6] = [
+        Self::Relu,
+        Self::Reshape,
+        Self::ArgMax,
+        Self::Linear,
+        Self::Conv2d,
+        Self::MaxPool2d,
+    ];
 
     /// The kind's name in model files and reports.
     pub fn name(self) -> &'static str {
@@ -83,18 +104,23 @@ impl OpKind {
             Self::Reshape => "reshape",
             Self::ArgMax => "arg_max",
             Self::Linear => "linear",
+            Self::Conv2d => "conv2d",
+            Self::MaxPool2d => "max_pool2d",
         }
     }
 
     /// The kind's VM kernel, assembled once per process.
     pub fn kernel(self) -> &'static ElfImage {
-        static KERNELS: [OnceLock<ElfImage>; 4] = [const { OnceLock::new() }; 4];
+        static KERNELS: [OnceLock<ElfImage>; OpKind::ALL.len()] =
+            [const { OnceLock::new() }; OpKind::ALL.len()];
         KERNELS[self as usize].get_or_init(|| {
             let built = match self {
                 Self::Relu => relu::kernel(),
                 Self::Reshape => reshape::kernel(),
                 Self::ArgMax => argmax::kernel(),
                 Self::Linear => linear::kernel(),
+                Self::Conv2d => conv2d::kernel(),
+                Self::MaxPool2d => maxpool::kernel(),
             };
             built.unwrap_or_else(|e| panic!("the {} kernel does not build: {e}", self.name()))
         })
@@ -128,6 +154,8 @@ impl Op {
             Self::Reshape { .. } => OpKind::Reshape,
             Self::ArgMax => OpKind::ArgMax,
             Self::Linear(_) => OpKind::Linear,
+            Self::Conv2d(_) => OpKind::Conv2d,
+            Self::MaxPool2d(_) => OpKind::MaxPool2d,
         }
     }
 
@@ -138,6 +166,8 @@ impl Op {
             Self::Reshape { shape } => reshape::output_type(shape, inputs),
             Self::ArgMax => argmax::output_type(inputs),
             Self::Linear(l) => l.output_type(inputs),
+            Self::Conv2d(c) => c.output_type(inputs),
+            Self::MaxPool2d(p) => p.output_type(inputs),
         }
     }
 
@@ -149,6 +179,8 @@ impl Op {
             Self::Reshape { shape } => reshape::native(shape, inputs[0]),
             Self::ArgMax => argmax::native(inputs[0]),
             Self::Linear(l) => l.native(inputs),
+            Self::Conv2d(c) => c.native(inputs),
+            Self::MaxPool2d(p) => p.native(inputs),
         }
     }
 
@@ -158,6 +190,8 @@ impl Op {
         Ok(match self {
             Self::Relu | Self::Reshape { .. } | Self::ArgMax => Vec::new(),
             Self::Linear(l) => l.kernel_params(inputs),
+            Self::Conv2d(c) => c.kernel_params(inputs),
+            Self::MaxPool2d(p) => p.kernel_params(inputs),
         })
     }
 
@@ -188,6 +222,17 @@ pub(crate) mod testing {
         Tensor::I8(
             ArrayD::from_shape_vec(IxDyn(shape), (0..n).map(|_| rng.gen()).collect()).unwrap(),
         )
+    }
+
+    /// Random per-channel scales (multiplier, shift) of a quantized layer.
+    pub(crate) fn random_scales(rng: &mut impl Rng, n: usize) -> Tensor {
+        let v = (0..n)
+            .flat_map(|_| {
+                let q = crate::quant::Requant::from_scale(rng.gen_range(1e-5..1e-2)).unwrap();
+                [q.multiplier, q.shift as i32]
+            })
+            .collect();
+        Tensor::I32(ArrayD::from_shape_vec(IxDyn(&[n, 2]), v).unwrap())
     }
 
     /// A random int32 tensor in `range`.
