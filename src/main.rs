@@ -2,6 +2,7 @@
 //! researchers.
 
 mod bench;
+mod model;
 mod onchain;
 mod vm;
 
@@ -41,6 +42,12 @@ enum Command {
     /// The end-to-end demonstration: run a program in the VM, then prove and verify steps of it
     /// from checkpoints, as a dispute would.
     Demo(vm::DemoArgs),
+    /// Quantize, inspect and evaluate integer models.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
+    /// Run a model on one input: prediction, per-node commitments, the phase-2 trace root; with
+    /// --check-vm, re-execute nodes in the VM and compare (exit status 1 on a mismatch).
+    Infer(model::InferArgs),
     /// Benchmarks of proof costs.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -67,6 +74,8 @@ fn main() -> ExitCode {
         Command::Vm(cmd) => vm::run(cmd),
         Command::Demo(args) => vm::demo(args),
         Command::Bench(BenchCommand::Gas(args)) => onchain::bench_gas(args),
+        Command::Model(cmd) => model::run(cmd),
+        Command::Infer(args) => model::infer(args),
     };
     match result {
         Ok(code) => code,

@@ -135,13 +135,13 @@ pub fn build_kernel(
     })
 }
 
-/// The input slots of one kernel run: params in slot 0, the inputs in slots 1.., each with its
-/// tensor header.
-pub fn kernel_inputs(
+/// The params vector of a kernel run (slot 0): the inputs' byte lengths, the output's, then the
+/// op's own words.
+pub fn params_vector(
     op_params: &[i32],
     inputs: &[&Tensor],
     output: (DType, &[usize]),
-) -> Result<InputSlots, KernelError> {
+) -> Result<Tensor, KernelError> {
     let out_bytes = output.1.iter().product::<usize>() * output.0.size();
     let mut words: Vec<i32> = inputs.iter().map(|t| t.byte_len() as i32).collect();
     words.push(out_bytes as i32);
@@ -149,7 +149,17 @@ pub fn kernel_inputs(
     if words.len() > MAX_PARAMS {
         return Err(KernelError::TooManyParams(words.len()));
     }
-    let params = Tensor::I32(ndarray::Array1::from(words).into_dyn());
+    Ok(Tensor::I32(ndarray::Array1::from(words).into_dyn()))
+}
+
+/// The input slots of one kernel run: params in slot 0, the inputs in slots 1.., each with its
+/// tensor header.
+pub fn kernel_inputs(
+    op_params: &[i32],
+    inputs: &[&Tensor],
+    output: (DType, &[usize]),
+) -> Result<InputSlots, KernelError> {
+    let params = params_vector(op_params, inputs, output)?;
     let mut slots = InputSlots::default();
     for (index, t) in std::iter::once(&params)
         .chain(inputs.iter().copied())

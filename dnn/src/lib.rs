@@ -1,15 +1,23 @@
 //! Deterministic integer DNN library: integer tensors and their commitments, ops with a native
-//! implementation and an RV32IM kernel each, and the assembler those kernels are written with.
+//! implementation and an RV32IM kernel each (written with the crate's assembler), model graphs and
+//! their files, a native executor with the phase-2 trace, and quantization of f32 models.
 //!
 //! Numbers are integers (DESIGN decision 7), so the native executor and the VM agree to the bit
 //! whatever the order of summation.
 
 pub mod asm;
+pub mod executor;
+pub mod float;
+pub mod graph;
 pub mod kernel;
+pub mod mnist;
 pub mod ops;
 pub mod quant;
+pub mod quantize;
 pub mod tensor;
 
+pub use executor::{NodeResult, Trace};
+pub use graph::{Model, ModelError, ModelManifest, Node, TensorRef};
 pub use ops::{Op, OpError, OpKind};
 pub use quant::Requant;
 pub use tensor::{DType, Tensor, TensorError};

@@ -195,6 +195,16 @@ impl Op {
         })
     }
 
+    /// The full params vector its kernel reads from slot 0 (lengths, then the op's own words).
+    pub fn params(&self, inputs: &[&Tensor]) -> Result<Tensor, OpError> {
+        let (dtype, shape) = self.output_type(inputs)?;
+        Ok(crate::kernel::params_vector(
+            &self.kernel_params(inputs)?,
+            inputs,
+            (dtype, &shape),
+        )?)
+    }
+
     /// Runs the op's kernel in the VM (at most `max_steps` steps).
     pub fn run_in_vm(&self, inputs: &[&Tensor], max_steps: u64) -> Result<KernelRun, OpError> {
         let (dtype, shape) = self.output_type(inputs)?;

@@ -1,0 +1,159 @@
+//! The native executor: runs a model's graph and yields each node's output, its commitment and the
+//! phase-2 trace (DESIGN decision 8), and re-executes any node in the VM for comparison.
+
+use crate::graph::{Model, ModelError};
+use crate::kernel::KernelRun;
+use crate::tensor::Tensor;
+use opml_vm::hash::{hash_pair, zero_hash};
+use opml_vm::Hash;
+use std::time::{Duration, Instant};
+
+/// Depth of the phase-2 trace tree: a model has at most 2^16 nodes.
+pub const TRACE_DEPTH: usize = 16;
+
+/// One node's result.
+#[derive(Debug, Clone)]
+pub struct NodeResult {
+    /// The output tensor.
+    pub output: Tensor,
+    /// Its commitment `O_i`.
+    pub commitment: Hash,
+    /// The trace root after this node: leaves `0..=i` hold `O_0..O_i`, the rest zero.
+    pub trace_root: Hash,
+    /// Time the op took natively.
+    pub time: Duration,
+}
+
+/// A whole native run.
+#[derive(Debug, Clone)]
+pub struct Trace {
+    /// Per node, in order.
+    pub nodes: Vec<NodeResult>,
+}
+
+impl Trace {
+    /// The model's output (the last node's).
+    pub fn output(&self) -> &Tensor {
+        &self.nodes.last().expect("a checked model has nodes").output
+    }
+
+    /// The trace root after the last node.
+    pub fn root(&self) -> Hash {
+        self.nodes
+            .last()
+            .expect("a checked model has nodes")
+            .trace_root
+    }
+
+    /// The outputs, in node order (for `Model::node_inputs`).
+    pub fn outputs(&self) -> Vec<Tensor> {
+        self.nodes.iter().map(|n| n.output.clone()).collect()
+    }
+}
+
+/// The root of the fixed-depth trace tree whose first leaves are `leaves` and the rest zero.
+pub fn trace_root(leaves: &[Hash]) -> Hash {
+    let mut level: Vec<Hash> = leaves.to_vec();
+    for h in 0..TRACE_DEPTH {
+        if level.len() % 2 == 1 {
+            level.push(zero_hash(h));
+        }
+        level = level
+            .chunks_exact(2)
+            .map(|p| hash_pair(&p[0], &p[1]))
+            .collect();
+        if level.is_empty() {
+            return zero_hash(TRACE_DEPTH);
+        }
+    }
+    level[0]
+}
+
+impl Model {
+    /// Runs the graph natively on `input`.
+    pub fn run(&self, input: &Tensor) -> Result<Trace, ModelError> {
+        let spec = &self.manifest.input;
+        if input.dtype() != spec.dtype || input.shape() != spec.shape.as_slice() {
+            return Err(ModelError::Node {
+                index: 0,
+                name: "input".into(),
+                reason: format!(
+                    "the model takes {:?} {:?}, got {:?} {:?}",
+                    spec.dtype,
+                    spec.shape,
+                    input.dtype(),
+                    input.shape()
+                ),
+            });
+        }
+        let mut outputs: Vec<Tensor> = Vec::with_capacity(self.manifest.nodes.len());
+        let mut commitments = Vec::with_capacity(self.manifest.nodes.len());
+        let mut nodes = Vec::with_capacity(self.manifest.nodes.len());
+        for (index, node) in self.manifest.nodes.iter().enumerate() {
+            let inputs = self.node_inputs(index, input, &outputs)?;
+            let start = Instant::now();
+            let output = node.op.native(&inputs).map_err(|e| ModelError::Node {
+                index,
+                name: node.name.clone(),
+                reason: e.to_string(),
+            })?;
+            let time = start.elapsed();
+            let commitment = output.commitment()?;
+            commitments.push(commitment);
+            nodes.push(NodeResult {
+                output: output.clone(),
+                commitment,
+                trace_root: trace_root(&commitments),
+                time,
+            });
+            outputs.push(output);
+        }
+        Ok(Trace { nodes })
+    }
+
+    /// Re-executes node `index` of a native run in the VM.
+    pub fn run_node_in_vm(
+        &self,
+        index: usize,
+        input: &Tensor,
+        trace: &Trace,
+        max_steps: u64,
+    ) -> Result<KernelRun, ModelError> {
+        let outputs = trace.outputs();
+        let inputs = self.node_inputs(index, input, &outputs[..index])?;
+        let node = &self.manifest.nodes[index];
+        node.op
+            .run_in_vm(&inputs, max_steps)
+            .map_err(|e| ModelError::Node {
+                index,
+                name: node.name.clone(),
+                reason: e.to_string(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_roots_are_fixed_depth_roots() {
+        let leaves: Vec<Hash> = (0..5u8).map(|k| [k + 1; 32]).collect();
+        // Full tree by hand for 5 leaves at depth 16.
+        let mut padded = leaves.clone();
+        padded.resize(8, [0; 32]);
+        let mut level = padded;
+        while level.len() > 1 {
+            level = level
+                .chunks_exact(2)
+                .map(|p| hash_pair(&p[0], &p[1]))
+                .collect();
+        }
+        let mut root = level[0];
+        for h in 3..TRACE_DEPTH {
+            root = hash_pair(&root, &zero_hash(h));
+        }
+        assert_eq!(trace_root(&leaves), root);
+        assert_eq!(trace_root(&[]), zero_hash(TRACE_DEPTH));
+    }
+}

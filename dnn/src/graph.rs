@@ -1,0 +1,459 @@
+//! Models: a graph of ops in topological order with int8/int32 weights, stored as a JSON graph a
+//! person can read beside a safetensors file of weights, and committed to by one hash.
+
+use crate::ops::{Op, OpError};
+use crate::tensor::{header, DType, Tensor, TensorError};
+use opml_vm::{data_root, keccak256, Hash};
+use safetensors::{tensor::TensorView, SafeTensors};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Where a node's input comes from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TensorRef {
+    /// The request's input tensor.
+    Input,
+    /// A weight tensor of the model, by name.
+    Weight(String),
+    /// The output of an earlier node, by index.
+    Node(usize),
+}
+
+/// One node: an op, its inputs, and a name for people.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Node {
+    /// Name for reports (e.g. `conv1`).
+    pub name: String,
+    /// The op and its parameters.
+    #[serde(flatten)]
+    pub op: Op,
+    /// The op's inputs, in the op's order.
+    pub inputs: Vec<TensorRef>,
+}
+
+/// Type, shape and real-valued scale of the model's input.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct InputSpec {
+    /// Element type.
+    pub dtype: DType,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Real value of one integer step (for people and for quantizing new inputs).
+    pub scale: f64,
+}
+
+/// The JSON half of a model file: everything but the weight values.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ModelManifest {
+    /// Model name.
+    pub name: String,
+    /// The input the graph takes.
+    pub input: InputSpec,
+    /// Nodes in topological order; the last node's output is the model's output.
+    pub nodes: Vec<Node>,
+    /// The weights file, relative to this file.
+    pub weights: String,
+    /// Free-form facts about how the model was made (source, calibration, accuracies).
+    #[serde(default)]
+    pub provenance: serde_json::Value,
+}
+
+/// A loaded, checked model.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// The graph and its metadata.
+    pub manifest: ModelManifest,
+    /// Weights by name.
+    pub weights: BTreeMap<String, Tensor>,
+}
+
+/// What is wrong with a model file or graph.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// A file cannot be read or written.
+    #[error("{path}: {error}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The JSON graph does not parse (serde names the line and column).
+    #[error("{path}: {error}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: serde_json::Error,
+    },
+    /// The weights file is not valid safetensors.
+    #[error("{path}: not a safetensors file: {reason}")]
+    Safetensors {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A weight tensor has a type the library does not hold, or inconsistent data.
+    #[error("weight {name}: {reason}")]
+    Weight {
+        /// The tensor.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// A node is inconsistent: a missing weight, a forward reference, or inputs its op rejects.
+    #[error("node {index} ({name}): {reason}")]
+    Node {
+        /// Index of the node.
+        index: usize,
+        /// Its name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// The graph has no nodes.
+    #[error("the graph has no nodes")]
+    Empty,
+    /// A tensor error.
+    #[error(transparent)]
+    Tensor(#[from] TensorError),
+}
+
+impl Model {
+    /// Builds a model and checks it.
+    pub fn new(
+        manifest: ModelManifest,
+        weights: BTreeMap<String, Tensor>,
+    ) -> Result<Self, ModelError> {
+        let model = Self { manifest, weights };
+        model.check()?;
+        Ok(model)
+    }
+
+    /// Loads `model.json` (or the JSON file given) and its weights file; checks the graph.
+    pub fn load(path: &Path) -> Result<Self, ModelError> {
+        let path = if path.is_dir() {
+            path.join("model.json")
+        } else {
+            path.to_path_buf()
+        };
+        let text = std::fs::read_to_string(&path).map_err(|error| ModelError::Io {
+            path: path.clone(),
+            error,
+        })?;
+        let manifest: ModelManifest =
+            serde_json::from_str(&text).map_err(|error| ModelError::Json {
+                path: path.clone(),
+                error,
+            })?;
+        let weights_path = path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(&manifest.weights);
+        let bytes = std::fs::read(&weights_path).map_err(|error| ModelError::Io {
+            path: weights_path.clone(),
+            error,
+        })?;
+        let weights = read_safetensors(&weights_path, &bytes)?;
+        Self::new(manifest, weights)
+    }
+
+    /// Writes `model.json` and the weights file into `dir`.
+    pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
+        let io = |path: PathBuf| move |error| ModelError::Io { path, error };
+        std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
+        let json = serde_json::to_string_pretty(&self.manifest).expect("a manifest serializes");
+        let path = dir.join("model.json");
+        std::fs::write(&path, json + "\n").map_err(io(path.clone()))?;
+        let path = dir.join(&self.manifest.weights);
+        std::fs::write(&path, write_safetensors(&self.weights)?).map_err(io(path.clone()))?;
+        Ok(())
+    }
+
+    /// The tensors a node reads, given the outputs of the nodes before it.
+    pub fn node_inputs<'a>(
+        &'a self,
+        index: usize,
+        input: &'a Tensor,
+        outputs: &'a [Tensor],
+    ) -> Result<Vec<&'a Tensor>, ModelError> {
+        let node = &self.manifest.nodes[index];
+        let fail = |reason: String| ModelError::Node {
+            index,
+            name: node.name.clone(),
+            reason,
+        };
+        node.inputs
+            .iter()
+            .map(|r| match r {
+                TensorRef::Input => Ok(input),
+                TensorRef::Weight(name) => self
+                    .weights
+                    .get(name)
+                    .ok_or_else(|| fail(format!("weight {name} is not in the weights file"))),
+                TensorRef::Node(j) if *j < index && *j < outputs.len() => Ok(&outputs[*j]),
+                TensorRef::Node(j) => Err(fail(format!("input node {j} does not come before it"))),
+            })
+            .collect()
+    }
+
+    /// Checks every reference and runs the graph on a zero input, so that a shape or type that does
+    /// not fit is reported with its node.
+    fn check(&self) -> Result<(), ModelError> {
+        if self.manifest.nodes.is_empty() {
+            return Err(ModelError::Empty);
+        }
+        let spec = &self.manifest.input;
+        let zero = Tensor::from_le_bytes(
+            spec.dtype,
+            &spec.shape,
+            &vec![0; spec.shape.iter().product::<usize>() * spec.dtype.size()],
+        )?;
+        let mut outputs = Vec::new();
+        for (index, node) in self.manifest.nodes.iter().enumerate() {
+            let inputs = self.node_inputs(index, &zero, &outputs)?;
+            let out = node.op.native(&inputs).map_err(|e| ModelError::Node {
+                index,
+                name: node.name.clone(),
+                reason: e.to_string(),
+            })?;
+            outputs.push(out);
+        }
+        Ok(())
+    }
+
+    /// Names of the weights in commitment order (sorted).
+    pub fn weight_names(&self) -> Vec<&str> {
+        self.weights.keys().map(String::as_str).collect()
+    }
+
+    /// The model commitment (protocol section 9): `keccak(inputHeader ‖ nodesRoot ‖ weightsRoot)`.
+    pub fn commitment(&self) -> Result<Hash, ModelError> {
+        let weights_root = self.weights_root()?;
+        let mut leaves = Vec::new();
+        let zero = self.zero_input()?;
+        let mut outputs = Vec::new();
+        for (index, node) in self.manifest.nodes.iter().enumerate() {
+            let inputs = self.node_inputs(index, &zero, &outputs)?;
+            leaves.extend_from_slice(&self.node_leaf(index, &inputs)?);
+            outputs.push(
+                node.op
+                    .native(&inputs)
+                    .map_err(|e| self.node_error(index, e))?,
+            );
+        }
+        let spec = &self.manifest.input;
+        Ok(keccak256(
+            &[
+                &header(spec.dtype, &spec.shape)?[..],
+                &data_root(&leaves),
+                &weights_root,
+            ]
+            .concat(),
+        ))
+    }
+
+    /// Merkle root over the weight commitments in name order.
+    pub fn weights_root(&self) -> Result<Hash, ModelError> {
+        let mut leaves = Vec::with_capacity(32 * self.weights.len());
+        for t in self.weights.values() {
+            leaves.extend_from_slice(&t.commitment()?);
+        }
+        Ok(data_root(&leaves))
+    }
+
+    /// The leaf of node `index` (protocol section 9).
+    pub fn node_leaf(&self, index: usize, inputs: &[&Tensor]) -> Result<Hash, ModelError> {
+        let node = &self.manifest.nodes[index];
+        let params = node
+            .op
+            .params(inputs)
+            .map_err(|e| self.node_error(index, e))?;
+        let mut bytes = vec![node.op.kind() as u8];
+        bytes.extend_from_slice(&params.commitment()?);
+        bytes.push(node.inputs.len() as u8);
+        let names = self.weight_names();
+        for r in &node.inputs {
+            let (tag, idx) = match r {
+                TensorRef::Input => (0u8, 0u32),
+                TensorRef::Weight(name) => {
+                    (1, names.iter().position(|n| n == name).unwrap_or(0) as u32)
+                }
+                TensorRef::Node(j) => (2, *j as u32),
+            };
+            bytes.push(tag);
+            bytes.extend_from_slice(&idx.to_be_bytes());
+        }
+        Ok(keccak256(&bytes))
+    }
+
+    fn node_error(&self, index: usize, e: OpError) -> ModelError {
+        ModelError::Node {
+            index,
+            name: self.manifest.nodes[index].name.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    fn zero_input(&self) -> Result<Tensor, ModelError> {
+        let spec = &self.manifest.input;
+        Ok(Tensor::from_le_bytes(
+            spec.dtype,
+            &spec.shape,
+            &vec![0; spec.shape.iter().product::<usize>() * spec.dtype.size()],
+        )?)
+    }
+}
+
+/// Reads int8/int16/int32 tensors from a safetensors file.
+pub fn read_safetensors(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, Tensor>, ModelError> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| ModelError::Safetensors {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let mut out = BTreeMap::new();
+    for (name, view) in st.tensors() {
+        let dtype = match view.dtype() {
+            safetensors::Dtype::I8 => DType::I8,
+            safetensors::Dtype::I16 => DType::I16,
+            safetensors::Dtype::I32 => DType::I32,
+            other => {
+                return Err(ModelError::Weight {
+                    name,
+                    reason: format!(
+                        "{other:?} is not an integer type this library holds (i8, i16, i32)"
+                    ),
+                })
+            }
+        };
+        let tensor = Tensor::from_le_bytes(dtype, view.shape(), view.data()).map_err(|e| {
+            ModelError::Weight {
+                name: name.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        out.insert(name, tensor);
+    }
+    Ok(out)
+}
+
+/// Encodes tensors as a safetensors file (names sorted, so the bytes are reproducible).
+pub fn write_safetensors(tensors: &BTreeMap<String, Tensor>) -> Result<Vec<u8>, ModelError> {
+    let bytes: Vec<(String, Vec<u8>, &Tensor)> = tensors
+        .iter()
+        .map(|(n, t)| (n.clone(), t.to_le_bytes(), t))
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(name, data, t)| {
+            let dtype = match t.dtype() {
+                DType::I8 => safetensors::Dtype::I8,
+                DType::I16 => safetensors::Dtype::I16,
+                DType::I32 => safetensors::Dtype::I32,
+            };
+            TensorView::new(dtype, t.shape().to_vec(), data)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| ModelError::Weight {
+                    name: name.clone(),
+                    reason: e.to_string(),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    safetensors::serialize(views, None).map_err(|e| ModelError::Weight {
+        name: String::new(),
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn mlp_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/mnist-mlp")
+    }
+
+    /// A copy of the committed MLP with `edit` applied to its JSON and weights bytes.
+    fn edited(
+        tag: &str,
+        edit_json: impl Fn(&str) -> String,
+        edit_weights: impl Fn(Vec<u8>) -> Vec<u8>,
+    ) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("opml-model-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let json = std::fs::read_to_string(mlp_dir().join("model.json")).unwrap();
+        std::fs::write(dir.join("model.json"), edit_json(&json)).unwrap();
+        let weights = std::fs::read(mlp_dir().join("weights.safetensors")).unwrap();
+        std::fs::write(dir.join("weights.safetensors"), edit_weights(weights)).unwrap();
+        dir
+    }
+
+    #[test]
+    fn malformed_models_are_named_errors() {
+        let keep = |s: &str| s.to_string();
+        let same = |w: Vec<u8>| w;
+        let cases: Vec<(&str, PathBuf, &str)> = vec![
+            (
+                "json",
+                edited("json", |s| s[..s.len() / 2].to_string(), same),
+                "model.json: EOF",
+            ),
+            (
+                "truncated weights",
+                edited("trunc", keep, |w| w[..w.len() - 100].to_vec()),
+                "not a safetensors file",
+            ),
+            (
+                "missing weight",
+                edited(
+                    "missing",
+                    |s| s.replace("\"fc2.bias\"", "\"fc9.bias\""),
+                    same,
+                ),
+                "node 2 (fc2): weight fc9.bias is not in the weights file",
+            ),
+            (
+                "wrong weight for the op",
+                edited(
+                    "shape",
+                    |s| s.replace("\"fc2.weight\"", "\"fc1.weight\""),
+                    same,
+                ),
+                "node 2 (fc2): linear:",
+            ),
+            (
+                "forward reference",
+                edited(
+                    "forward",
+                    |s| s.replacen("\"input\"\n", "{\"node\": 3}\n", 1),
+                    same,
+                ),
+                "node 0 (flatten0): input node 3 does not come before it",
+            ),
+        ];
+        for (what, dir, want) in cases {
+            let err = Model::load(&dir).unwrap_err().to_string();
+            assert!(err.contains(want), "{what}: {err}");
+            std::fs::remove_dir_all(dir).ok();
+        }
+    }
+
+    #[test]
+    fn commitment_is_stable_and_covers_the_weights() {
+        let model = Model::load(&mlp_dir()).unwrap();
+        let again = Model::load(&mlp_dir()).unwrap();
+        assert_eq!(model.commitment().unwrap(), again.commitment().unwrap());
+        let mut changed = model.clone();
+        if let Some(Tensor::I8(w)) = changed.weights.get_mut("fc2.weight") {
+            w[[0, 0]] = w[[0, 0]].wrapping_add(1);
+        }
+        assert_ne!(model.commitment().unwrap(), changed.commitment().unwrap());
+        let mut relinked = model.clone();
+        relinked.manifest.nodes[1].name = "renamed".into();
+        // Names are for people; the commitment covers ops, params and wiring only.
+        assert_eq!(model.commitment().unwrap(), relinked.commitment().unwrap());
+    }
+}

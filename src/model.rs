@@ -1,0 +1,409 @@
+//! `opml model …` and `opml infer`: quantize, inspect and evaluate integer models; run inference with
+//! per-node commitments and re-check nodes in the VM.
+
+use crate::EXIT_MISMATCH;
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use opml_dnn::float::FloatModel;
+use opml_dnn::mnist::{float_image, quantize_image, read_pgm, Dataset};
+use opml_dnn::{Model, Tensor, TensorRef};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(Subcommand)]
+pub(crate) enum ModelCommand {
+    /// Quantize an f32 model (float.json + safetensors, as scripts/mnist/train.py writes) into an
+    /// integer model directory (model.json + weights.safetensors), calibrating activation scales
+    /// on the first images of a labelled split.
+    Import(ImportArgs),
+    /// Print a model's nodes, weights and commitment.
+    Info(InfoArgs),
+    /// Accuracy of the integer model and of its f32 source on a labelled split.
+    Eval(EvalArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct ImportArgs {
+    /// The f32 model: a float.json file or the directory holding it.
+    float: PathBuf,
+    /// Labelled images to calibrate on (e.g. data/mnist/train.safetensors; never the test split).
+    #[arg(long)]
+    calibration: PathBuf,
+    /// How many calibration images to use.
+    #[arg(long, default_value_t = 1000)]
+    samples: usize,
+    /// Directory to write model.json and weights.safetensors into.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+pub(crate) struct InfoArgs {
+    /// Model directory or model.json.
+    model: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct EvalArgs {
+    /// Model directory or model.json.
+    model: PathBuf,
+    /// Labelled split (e.g. data/mnist/test.safetensors).
+    data: PathBuf,
+    /// The f32 source model (defaults to the one recorded in model.json).
+    #[arg(long)]
+    float: Option<PathBuf>,
+    /// Print JSON (keys `accuracy` and `float_accuracy`, fractions in 0..1).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct InferArgs {
+    /// Model directory or model.json.
+    model: PathBuf,
+    /// A 28x28 binary PGM digit (e.g. data/mnist/samples/*.pgm).
+    input: PathBuf,
+    /// Re-execute nodes in the VM and compare their output commitments with the native ones.
+    #[arg(long)]
+    check_vm: bool,
+    /// With --check-vm, only this node.
+    #[arg(long)]
+    node: Option<usize>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn run(cmd: ModelCommand) -> Result<ExitCode> {
+    match cmd {
+        ModelCommand::Import(a) => import(a),
+        ModelCommand::Info(a) => info(a),
+        ModelCommand::Eval(a) => eval(a),
+    }
+}
+
+fn hex32(h: &[u8; 32]) -> String {
+    format!("0x{}", hex::encode(h))
+}
+
+fn import(args: ImportArgs) -> Result<ExitCode> {
+    let float = FloatModel::load(&args.float)?;
+    let data = Dataset::load(&args.calibration)?;
+    let n = args.samples.min(data.len());
+    let calibration: Vec<_> = (0..n).map(|i| float_image(data.image(i))).collect();
+    let start = Instant::now();
+    let model = opml_dnn::quantize::quantize(&float, &calibration)?;
+    model.save(&args.out)?;
+    println!(
+        "{}: {} nodes, {} weight tensors, calibrated on {n} images of {} in {:.2} s",
+        args.out.display(),
+        model.manifest.nodes.len(),
+        model.weights.len(),
+        args.calibration.display(),
+        start.elapsed().as_secs_f64()
+    );
+    println!("model commitment {}", hex32(&model.commitment()?));
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct NodeInfo {
+    index: usize,
+    name: String,
+    op: serde_json::Value,
+    inputs: Vec<TensorRef>,
+    output_dtype: String,
+    output_shape: Vec<usize>,
+}
+
+#[derive(Serialize)]
+struct WeightInfo {
+    name: String,
+    dtype: String,
+    shape: Vec<usize>,
+    commitment: String,
+}
+
+#[derive(Serialize)]
+struct ModelInfo {
+    name: String,
+    commitment: String,
+    input_shape: Vec<usize>,
+    nodes: Vec<NodeInfo>,
+    weights: Vec<WeightInfo>,
+}
+
+fn info(args: InfoArgs) -> Result<ExitCode> {
+    let model = Model::load(&args.model)?;
+    let zero = quantize_image(&[0; 784]);
+    let zero = if zero.shape() == model.manifest.input.shape.as_slice() {
+        zero
+    } else {
+        Tensor::from_le_bytes(
+            model.manifest.input.dtype,
+            &model.manifest.input.shape,
+            &vec![
+                0;
+                model.manifest.input.shape.iter().product::<usize>()
+                    * model.manifest.input.dtype.size()
+            ],
+        )?
+    };
+    let trace = model.run(&zero)?;
+    let nodes = model
+        .manifest
+        .nodes
+        .iter()
+        .zip(&trace.nodes)
+        .enumerate()
+        .map(|(index, (n, r))| NodeInfo {
+            index,
+            name: n.name.clone(),
+            op: serde_json::to_value(&n.op).unwrap_or_default(),
+            inputs: n.inputs.clone(),
+            output_dtype: format!("{:?}", r.output.dtype()),
+            output_shape: r.output.shape().to_vec(),
+        })
+        .collect();
+    let weights = model
+        .weights
+        .iter()
+        .map(|(name, t)| {
+            Ok(WeightInfo {
+                name: name.clone(),
+                dtype: format!("{:?}", t.dtype()),
+                shape: t.shape().to_vec(),
+                commitment: hex32(&t.commitment()?),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let report = ModelInfo {
+        name: model.manifest.name.clone(),
+        commitment: hex32(&model.commitment()?),
+        input_shape: model.manifest.input.shape.clone(),
+        nodes,
+        weights,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{} (commitment {})", report.name, report.commitment);
+    println!(
+        "input: {:?} {:?}",
+        model.manifest.input.dtype, report.input_shape
+    );
+    for n in &report.nodes {
+        println!(
+            "  node {:>2} {:<10} {:<60} -> {} {:?}",
+            n.index,
+            n.name,
+            n.op.to_string(),
+            n.output_dtype,
+            n.output_shape
+        );
+    }
+    for w in &report.weights {
+        println!(
+            "  weight {:<14} {} {:?} {}",
+            w.name, w.dtype, w.shape, w.commitment
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct EvalReport {
+    model: String,
+    data: String,
+    count: usize,
+    accuracy: f64,
+    float_accuracy: f64,
+    seconds: f64,
+}
+
+fn prediction(model: &Model, pixels: &[u8]) -> Result<usize> {
+    let trace = model.run(&quantize_image(pixels))?;
+    Ok(argmax_of(trace.output()))
+}
+
+fn argmax_of(t: &Tensor) -> usize {
+    match t {
+        Tensor::I32(a) if a.len() == 1 => a.iter().next().copied().unwrap_or(0) as usize,
+        Tensor::I8(a) => a
+            .iter()
+            .enumerate()
+            .max_by_key(|(k, v)| (**v, std::cmp::Reverse(*k)))
+            .map_or(0, |(k, _)| k),
+        other => other.to_le_bytes().first().copied().unwrap_or(0) as usize,
+    }
+}
+
+fn eval(args: EvalArgs) -> Result<ExitCode> {
+    let model = Model::load(&args.model)?;
+    let float_path = match args.float {
+        Some(p) => p,
+        None => PathBuf::from(
+            model.manifest.provenance["float_model"]
+                .as_str()
+                .context("model.json records no float model; pass --float")?,
+        ),
+    };
+    let float = FloatModel::load(&float_path)?;
+    let data = Dataset::load(&args.data)?;
+    let start = Instant::now();
+    let bar = if args.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(data.len() as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} images  eta {eta}")
+            .expect("valid template"),
+    );
+    let results: Vec<(bool, bool)> = (0..data.len())
+        .into_par_iter()
+        .map(|i| {
+            let label = usize::from(data.labels[i]);
+            let int = prediction(&model, data.image(i))?;
+            let logits = float
+                .forward(float_image(data.image(i)))?
+                .pop()
+                .context("no layers")?
+                .1;
+            let fl = logits
+                .iter()
+                .enumerate()
+                .fold((0, f32::NEG_INFINITY), |best, (k, &v)| {
+                    if v > best.1 {
+                        (k, v)
+                    } else {
+                        best
+                    }
+                })
+                .0;
+            bar.inc(1);
+            Ok((int == label, fl == label))
+        })
+        .collect::<Result<_>>()?;
+    bar.finish_and_clear();
+    let n = results.len().max(1) as f64;
+    let report = EvalReport {
+        model: args.model.display().to_string(),
+        data: args.data.display().to_string(),
+        count: results.len(),
+        accuracy: results.iter().filter(|r| r.0).count() as f64 / n,
+        float_accuracy: results.iter().filter(|r| r.1).count() as f64 / n,
+        seconds: start.elapsed().as_secs_f64(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{} on {} ({} images): integer accuracy {:.2}%, f32 accuracy {:.2}% ({:+.2} points) in {:.1} s",
+            report.model,
+            report.data,
+            report.count,
+            100.0 * report.accuracy,
+            100.0 * report.float_accuracy,
+            100.0 * (report.accuracy - report.float_accuracy),
+            report.seconds
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct InferNode {
+    index: usize,
+    name: String,
+    commitment: String,
+    trace_root: String,
+    native_us: f64,
+    vm_steps: Option<u64>,
+    vm_commitment_matches: Option<bool>,
+}
+
+#[derive(Serialize)]
+struct InferReport {
+    prediction: usize,
+    output_commitment: String,
+    trace_root: String,
+    nodes: Vec<InferNode>,
+    native_ms: f64,
+}
+
+pub(crate) fn infer(args: InferArgs) -> Result<ExitCode> {
+    let model = Model::load(&args.model)?;
+    let pixels = read_pgm(&args.input)?;
+    let input = quantize_image(&pixels);
+    let start = Instant::now();
+    let trace = model.run(&input)?;
+    let native_ms = start.elapsed().as_secs_f64() * 1e3;
+    if let Some(i) = args.node {
+        if i >= trace.nodes.len() {
+            bail!("--node {i}: the model has {} nodes", trace.nodes.len());
+        }
+    }
+    let mut all_match = true;
+    let mut nodes = Vec::new();
+    for (index, r) in trace.nodes.iter().enumerate() {
+        let check = args.check_vm && args.node.is_none_or(|n| n == index);
+        let (steps, matches) = if check {
+            let run = model.run_node_in_vm(index, &input, &trace, u64::MAX)?;
+            let ok = run.commitment == r.commitment && run.output == r.output;
+            all_match &= ok;
+            (Some(run.steps), Some(ok))
+        } else {
+            (None, None)
+        };
+        nodes.push(InferNode {
+            index,
+            name: model.manifest.nodes[index].name.clone(),
+            commitment: hex32(&r.commitment),
+            trace_root: hex32(&r.trace_root),
+            native_us: r.time.as_secs_f64() * 1e6,
+            vm_steps: steps,
+            vm_commitment_matches: matches,
+        });
+    }
+    let report = InferReport {
+        prediction: argmax_of(trace.output()),
+        output_commitment: hex32(&trace.nodes.last().expect("nodes").commitment),
+        trace_root: hex32(&trace.root()),
+        nodes,
+        native_ms,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("prediction: {}", report.prediction);
+        println!(
+            "output commitment {}  trace root {}  native {:.3} ms",
+            report.output_commitment, report.trace_root, report.native_ms
+        );
+        for n in &report.nodes {
+            let vm = match (n.vm_steps, n.vm_commitment_matches) {
+                (Some(steps), Some(true)) => format!("VM {steps} steps, same commitment"),
+                (Some(steps), Some(false)) => format!("VM {steps} steps, MISMATCH"),
+                _ => String::new(),
+            };
+            println!(
+                "  node {:>2} {:<10} {} {:>9.1} us  {vm}",
+                n.index, n.name, n.commitment, n.native_us
+            );
+        }
+    }
+    Ok(if all_match {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_MISMATCH)
+    })
+}
