@@ -1,6 +1,7 @@
 //! The ops of a model graph. Each op kind has a native implementation and a VM kernel in its own
 //! file; this module dispatches between them, so adding an op is a new file and one enum arm.
 
+mod add;
 mod argmax;
 mod conv2d;
 mod linear;
@@ -8,6 +9,7 @@ mod maxpool;
 mod relu;
 mod reshape;
 
+pub use add::Add;
 pub use conv2d::Conv2d;
 pub use linear::Linear;
 pub use maxpool::MaxPool2d;
@@ -67,6 +69,8 @@ pub enum Op {
     Conv2d(Conv2d),
     /// int8 `[c, h, w]` → int8 `[c, ho, wo]`, the largest of each window.
     MaxPool2d(MaxPool2d),
+    /// int8 `a`, int8 `b` of one shape → int8, `requant(a·ma + b·mb)`.
+    Add(Add),
 }
 
 /// The kinds of op; each has one fixed VM kernel image.
@@ -84,17 +88,20 @@ pub enum OpKind {
     Conv2d,
     /// [`Op::MaxPool2d`]
     MaxPool2d,
+    /// [`Op::Add`]
+    Add,
 }
 
 impl OpKind {
     /// Every kind.
-    pub const ALL: [OpKind; 6] = [
+    pub const ALL: [OpKind; 7] = [
         Self::Relu,
         Self::Reshape,
         Self::ArgMax,
         Self::Linear,
         Self::Conv2d,
         Self::MaxPool2d,
+        Self::Add,
     ];
 
     /// The kind's name in model files and reports.
@@ -106,6 +113,7 @@ impl OpKind {
             Self::Linear => "linear",
             Self::Conv2d => "conv2d",
             Self::MaxPool2d => "max_pool2d",
+            Self::Add => "add",
         }
     }
 
@@ -121,6 +129,7 @@ impl OpKind {
                 Self::Linear => linear::kernel(),
                 Self::Conv2d => conv2d::kernel(),
                 Self::MaxPool2d => maxpool::kernel(),
+                Self::Add => add::kernel(),
             };
             built.unwrap_or_else(|e| panic!("the {} kernel does not build: {e}", self.name()))
         })
@@ -156,6 +165,7 @@ impl Op {
             Self::Linear(_) => OpKind::Linear,
             Self::Conv2d(_) => OpKind::Conv2d,
             Self::MaxPool2d(_) => OpKind::MaxPool2d,
+            Self::Add(_) => OpKind::Add,
         }
     }
 
@@ -168,6 +178,7 @@ impl Op {
             Self::Linear(l) => l.output_type(inputs),
             Self::Conv2d(c) => c.output_type(inputs),
             Self::MaxPool2d(p) => p.output_type(inputs),
+            Self::Add(x) => x.output_type(inputs),
         }
     }
 
@@ -181,6 +192,7 @@ impl Op {
             Self::Linear(l) => l.native(inputs),
             Self::Conv2d(c) => c.native(inputs),
             Self::MaxPool2d(p) => p.native(inputs),
+            Self::Add(x) => x.native(inputs),
         }
     }
 
@@ -192,6 +204,7 @@ impl Op {
             Self::Linear(l) => l.kernel_params(inputs),
             Self::Conv2d(c) => c.kernel_params(inputs),
             Self::MaxPool2d(p) => p.kernel_params(inputs),
+            Self::Add(x) => x.kernel_params(),
         })
     }
 
