@@ -58,6 +58,9 @@ enum BenchCommand {
     /// Gas of one Step contract transaction by instruction class (ALU, load, store, branch, M
     /// extension, read-chunk, write-chunk, exit, ...), base cost and calldata included.
     Gas(onchain::GasArgs),
+    /// Native time per op and per model, VM steps and time per node and their ratio, and int8
+    /// matmul throughput of the native executor against a plain scalar loop.
+    Dnn(model::BenchDnnArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::Vm(cmd) => vm::run(cmd),
         Command::Demo(args) => vm::demo(args),
         Command::Bench(BenchCommand::Gas(args)) => onchain::bench_gas(args),
+        Command::Bench(BenchCommand::Dnn(args)) => model::bench_dnn(args),
         Command::Model(cmd) => model::run(cmd),
         Command::Infer(args) => model::infer(args),
     };

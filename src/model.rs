@@ -407,3 +407,195 @@ pub(crate) fn infer(args: InferArgs) -> Result<ExitCode> {
         ExitCode::from(EXIT_MISMATCH)
     })
 }
+
+#[derive(Args)]
+pub(crate) struct BenchDnnArgs {
+    /// Model directory.
+    #[arg(default_value = "models/mnist-cnn")]
+    model: PathBuf,
+    /// Input digit (PGM).
+    #[arg(long, default_value = "data/mnist/samples/digit-0-label-7.pgm")]
+    input: PathBuf,
+    /// Native runs to take the median of.
+    #[arg(long, default_value_t = 50)]
+    runs: usize,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct NodeBench {
+    name: String,
+    op: &'static str,
+    native_us: f64,
+    vm_steps: u64,
+    vm_ms: f64,
+    vm_over_native: f64,
+}
+
+#[derive(Serialize)]
+struct MatmulBench {
+    shape: [usize; 3],
+    native_gmacs: f64,
+    scalar_gmacs: f64,
+    speedup: f64,
+}
+
+#[derive(Serialize)]
+struct DnnBench {
+    model: String,
+    native_us_per_inference: f64,
+    vm_steps: u64,
+    vm_ms: f64,
+    vm_over_native: f64,
+    nodes: Vec<NodeBench>,
+    matmul: MatmulBench,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// int8 matmul of the native executor (the Linear op) against a plain scalar loop, same shapes.
+fn bench_matmul() -> Result<MatmulBench> {
+    use opml_dnn::{ops::Linear, Op};
+    let (m, k, n) = (64usize, 1024usize, 512usize);
+    let bytes = |len: usize, seed: usize| -> Vec<u8> {
+        (0..len)
+            .map(|i| ((i * 31 + seed * 17) % 251) as u8)
+            .collect()
+    };
+    let x = Tensor::from_le_bytes(opml_dnn::DType::I8, &[m, k], &bytes(m * k, 1))?;
+    let w = Tensor::from_le_bytes(opml_dnn::DType::I8, &[n, k], &bytes(n * k, 2))?;
+    let b = Tensor::from_le_bytes(opml_dnn::DType::I32, &[n], &vec![0; 4 * n])?;
+    let sc: Vec<u8> = (0..n)
+        .flat_map(|_| [1i32 << 30, 40].into_iter().flat_map(i32::to_le_bytes))
+        .collect();
+    let sc = Tensor::from_le_bytes(opml_dnn::DType::I32, &[n, 2], &sc)?;
+    let op = Op::Linear(Linear { relu: false });
+    let macs = (m * k * n) as f64;
+    let native = median(
+        (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                std::hint::black_box(op.native(&[&x, &w, &b, &sc]).expect("valid shapes"));
+                t.elapsed().as_secs_f64()
+            })
+            .collect(),
+    );
+    let (xs, ws) = (
+        x.as_i8()?.as_slice().expect("standard").to_vec(),
+        w.as_i8()?.as_slice().expect("standard").to_vec(),
+    );
+    let scalar = median(
+        (0..3)
+            .map(|_| {
+                let t = Instant::now();
+                let mut out = vec![0i32; m * n];
+                for i in 0..m {
+                    for j in 0..n {
+                        let mut acc = 0i32;
+                        for kk in 0..k {
+                            // One multiply-add at a time, as a plain loop without SIMD would.
+                            acc = std::hint::black_box(acc.wrapping_add(
+                                i32::from(xs[i * k + kk]) * i32::from(ws[j * k + kk]),
+                            ));
+                        }
+                        out[i * n + j] = acc;
+                    }
+                }
+                std::hint::black_box(out);
+                t.elapsed().as_secs_f64()
+            })
+            .collect(),
+    );
+    Ok(MatmulBench {
+        shape: [m, k, n],
+        native_gmacs: macs / native / 1e9,
+        scalar_gmacs: macs / scalar / 1e9,
+        speedup: scalar / native,
+    })
+}
+
+pub(crate) fn bench_dnn(args: BenchDnnArgs) -> Result<ExitCode> {
+    let model = Model::load(&args.model)?;
+    let input = quantize_image(&read_pgm(&args.input)?);
+    let runs = args.runs.max(1);
+    let traces: Vec<_> = (0..runs)
+        .map(|_| model.run(&input))
+        .collect::<Result<_, _>>()?;
+    let total = median(
+        (0..runs)
+            .map(|_| {
+                let t = Instant::now();
+                std::hint::black_box(model.run(&input).expect("ran above"));
+                t.elapsed().as_secs_f64()
+            })
+            .collect(),
+    );
+    let trace = &traces[0];
+    let mut nodes = Vec::new();
+    let (mut vm_steps, mut vm_secs) = (0u64, 0f64);
+    for (index, node) in model.manifest.nodes.iter().enumerate() {
+        let native = median(
+            traces
+                .iter()
+                .map(|t| t.nodes[index].time.as_secs_f64())
+                .collect(),
+        );
+        let start = Instant::now();
+        let run = model.run_node_in_vm(index, &input, trace, u64::MAX)?;
+        let vm = start.elapsed().as_secs_f64();
+        if run.commitment != trace.nodes[index].commitment {
+            bail!(
+                "node {index} ({}): the VM disagrees with the native run",
+                node.name
+            );
+        }
+        vm_steps += run.steps;
+        vm_secs += vm;
+        nodes.push(NodeBench {
+            name: node.name.clone(),
+            op: node.op.kind().name(),
+            native_us: native * 1e6,
+            vm_steps: run.steps,
+            vm_ms: vm * 1e3,
+            vm_over_native: vm / native.max(1e-9),
+        });
+    }
+    let report = DnnBench {
+        model: model.manifest.name.clone(),
+        native_us_per_inference: total * 1e6,
+        vm_steps,
+        vm_ms: vm_secs * 1e3,
+        vm_over_native: vm_secs / total.max(1e-9),
+        nodes,
+        matmul: bench_matmul()?,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{}: native {:.1} us per inference (median of {runs}); VM {} steps in {:.1} ms ({:.0}x native)",
+        report.model, report.native_us_per_inference, report.vm_steps, report.vm_ms, report.vm_over_native
+    );
+    println!(
+        "  {:<10} {:<11} {:>10} {:>11} {:>9} {:>9}",
+        "node", "op", "native us", "VM steps", "VM ms", "VM/nat"
+    );
+    for n in &report.nodes {
+        println!(
+            "  {:<10} {:<11} {:>10.1} {:>11} {:>9.2} {:>9.0}",
+            n.name, n.op, n.native_us, n.vm_steps, n.vm_ms, n.vm_over_native
+        );
+    }
+    let mm = &report.matmul;
+    println!(
+        "int8 matmul {}x{}x{}: native executor {:.2} GMAC/s, plain scalar loop {:.2} GMAC/s ({:.1}x)",
+        mm.shape[0], mm.shape[1], mm.shape[2], mm.native_gmacs, mm.scalar_gmacs, mm.speedup
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -10,6 +10,7 @@ use crate::quant::emit_requant;
 use crate::tensor::{DType, Tensor};
 use ndarray::{ArrayD, IxDyn};
 use opml_vm::ElfImage;
+use rayon::prelude::*;
 
 /// Parameters of a Conv2d node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -103,35 +104,54 @@ impl Conv2d {
         let w = inputs[1].as_i8()?.as_slice().expect("standard layout");
         let bias = inputs[2].as_i32()?.as_slice().expect("standard layout");
         let scales = channel_scales("conv2d", inputs[3], d.o)?;
-        let (s, p) = (self.stride as isize, self.padding as isize);
-        let mut y = Vec::with_capacity(d.o * d.ho * d.wo);
-        for o in 0..d.o {
-            let wo_ = &w[o * d.c * d.kh * d.kw..(o + 1) * d.c * d.kh * d.kw];
-            for oy in 0..d.ho as isize {
-                for ox in 0..d.wo as isize {
-                    let mut acc = bias[o];
-                    for c in 0..d.c {
-                        for ky in 0..d.kh {
-                            let iy = oy * s + ky as isize - p;
-                            if iy < 0 || iy >= d.h as isize {
-                                continue;
-                            }
-                            let row = &x[(c * d.h + iy as usize) * d.w..][..d.w];
-                            let taps = &wo_[(c * d.kh + ky) * d.kw..][..d.kw];
-                            for (kx, &wv) in taps.iter().enumerate() {
-                                let ix = ox * s + kx as isize - p;
-                                if ix >= 0 && ix < d.w as isize {
-                                    acc = acc
-                                        .wrapping_add(i32::from(row[ix as usize]) * i32::from(wv));
+        // Each output channel on its own thread; within it, every weight tap is added into a whole
+        // output row at once (contiguous for stride 1, so the compiler vectorises it). The int32
+        // sums wrap, so this order gives the bits of the VM's.
+        let mut y = vec![0i8; d.o * d.ho * d.wo];
+        y.par_chunks_mut(d.ho * d.wo)
+            .enumerate()
+            .for_each(|(o, out)| {
+                let mut acc = vec![bias[o]; d.ho * d.wo];
+                let taps = &w[o * d.c * d.kh * d.kw..(o + 1) * d.c * d.kh * d.kw];
+                for c in 0..d.c {
+                    for ky in 0..d.kh {
+                        for kx in 0..d.kw {
+                            let wv = i32::from(taps[(c * d.kh + ky) * d.kw + kx]);
+                            // Output columns whose input column ox·s + kx − p lies in the image.
+                            let lo = self.padding.saturating_sub(kx).div_ceil(self.stride);
+                            let hi = ((d.w + self.padding).saturating_sub(kx))
+                                .div_ceil(self.stride)
+                                .min(d.wo);
+                            for oy in 0..d.ho {
+                                let iy = (oy * self.stride + ky) as isize - self.padding as isize;
+                                if iy < 0 || iy >= d.h as isize || lo >= hi {
+                                    continue;
+                                }
+                                let row = &x[(c * d.h + iy as usize) * d.w..][..d.w];
+                                let dst = &mut acc[oy * d.wo..][..d.wo];
+                                let first = lo * self.stride + kx - self.padding;
+                                if self.stride == 1 {
+                                    for (a, &v) in
+                                        dst[lo..hi].iter_mut().zip(&row[first..first + hi - lo])
+                                    {
+                                        *a = a.wrapping_add(i32::from(v) * wv);
+                                    }
+                                } else {
+                                    for (k, a) in dst[lo..hi].iter_mut().enumerate() {
+                                        *a = a.wrapping_add(
+                                            i32::from(row[first + k * self.stride]) * wv,
+                                        );
+                                    }
                                 }
                             }
                         }
                     }
-                    let v = scales[o].apply(acc);
-                    y.push(if self.relu { v.max(0) } else { v });
                 }
-            }
-        }
+                for (dst, a) in out.iter_mut().zip(acc) {
+                    let v = scales[o].apply(a);
+                    *dst = if self.relu { v.max(0) } else { v };
+                }
+            });
         Ok(Tensor::I8(
             ArrayD::from_shape_vec(IxDyn(&[d.o, d.ho, d.wo]), y).expect("o·ho·wo outputs"),
         ))

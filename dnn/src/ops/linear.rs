@@ -8,6 +8,7 @@ use crate::quant::{emit_requant, Requant};
 use crate::tensor::{DType, Tensor};
 use ndarray::{ArrayD, IxDyn};
 use opml_vm::ElfImage;
+use rayon::prelude::*;
 
 /// Parameters of a Linear node (the weights, bias and per-channel scales are its inputs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -102,38 +103,24 @@ impl Linear {
 
     pub(super) fn native(&self, inputs: &[&Tensor]) -> Result<Tensor, OpError> {
         let (m, k, n) = dims(inputs)?;
-        let x = inputs[0]
-            .as_i8()?
-            .as_slice()
-            .expect("standard layout")
-            .to_vec();
-        let w = inputs[1]
-            .as_i8()?
-            .as_slice()
-            .expect("standard layout")
-            .to_vec();
-        let bias = inputs[2].as_i32()?;
+        let x = inputs[0].as_i8()?.as_slice().expect("standard layout");
+        let w = inputs[1].as_i8()?.as_slice().expect("standard layout");
+        let bias = inputs[2].as_i32()?.as_slice().expect("standard layout");
         let scales = channel_scales("linear", inputs[3], n)?;
-        let mut y = Vec::with_capacity(m * n);
-        for row in x.chunks_exact(k.max(1)).take(m) {
-            for (j, wrow) in w.chunks_exact(k.max(1)).take(n).enumerate() {
-                let acc = dot_i8(row, wrow).wrapping_add(bias[[j]]);
+        // Output (i, j) = row i of x · row j of w; spread over both cores in tasks of at least
+        // ~32k multiply-adds, so that small layers stay on one thread.
+        let mut y = vec![0i8; m * n];
+        let min_len = (32_768 / k.max(1)).max(1);
+        y.par_iter_mut()
+            .with_min_len(min_len)
+            .enumerate()
+            .for_each(|(idx, out)| {
+                let (i, j) = (idx / n, idx % n);
+                let acc =
+                    dot_i8(&x[i * k..(i + 1) * k], &w[j * k..(j + 1) * k]).wrapping_add(bias[j]);
                 let v = scales[j].apply(acc);
-                y.push(if self.relu { v.max(0) } else { v });
-            }
-        }
-        if k == 0 {
-            y = (0..m * n)
-                .map(|i| {
-                    let v = scales[i % n].apply(bias[[i % n]]);
-                    if self.relu {
-                        v.max(0)
-                    } else {
-                        v
-                    }
-                })
-                .collect();
-        }
+                *out = if self.relu { v.max(0) } else { v };
+            });
         let (_, shape) = self.output_type(inputs)?;
         Ok(Tensor::I8(
             ArrayD::from_shape_vec(IxDyn(&shape), y).expect("m·n outputs"),
