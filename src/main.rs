@@ -39,8 +39,9 @@ enum Command {
     /// Run RV32IM programs in the fraud-proof VM, produce and verify one-step witnesses.
     #[command(subcommand)]
     Vm(vm::VmCommand),
-    /// The end-to-end demonstration: run a program in the VM, then prove and verify steps of it
-    /// from checkpoints, as a dispute would.
+    /// The end-to-end demonstration: run a program in the VM, prove steps of it from checkpoints
+    /// and verify each in Rust and in the Step contract on the embedded chain; then run a real
+    /// MNIST digit through the quantized CNN and re-execute every node in the VM.
     Demo(vm::DemoArgs),
     /// Quantize, inspect and evaluate integer models.
     #[command(subcommand)]

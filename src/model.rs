@@ -138,6 +138,8 @@ struct ModelInfo {
     input_shape: Vec<usize>,
     nodes: Vec<NodeInfo>,
     weights: Vec<WeightInfo>,
+    /// Memory root of the kernel image of each op kind the model uses.
+    kernel_roots: std::collections::BTreeMap<&'static str, String>,
 }
 
 fn info(args: InfoArgs) -> Result<ExitCode> {
@@ -188,6 +190,12 @@ fn info(args: InfoArgs) -> Result<ExitCode> {
         name: model.manifest.name.clone(),
         commitment: hex32(&model.commitment()?),
         input_shape: model.manifest.input.shape.clone(),
+        kernel_roots: model
+            .manifest
+            .nodes
+            .iter()
+            .map(|n| (n.op.kind().name(), hex32(&n.op.kind().kernel_root())))
+            .collect(),
         nodes,
         weights,
     };

@@ -117,6 +117,14 @@ impl OpKind {
         }
     }
 
+    /// The memory root of the kind's kernel image: what a registry records so that a chain can
+    /// build a node's initial VM state (with the node's input root) without the image itself.
+    pub fn kernel_root(self) -> opml_vm::Hash {
+        opml_vm::Machine::new(self.kernel(), opml_vm::InputSlots::default())
+            .state()
+            .mem_root
+    }
+
     /// The kind's VM kernel, assembled once per process.
     pub fn kernel(self) -> &'static ElfImage {
         static KERNELS: [OnceLock<ElfImage>; OpKind::ALL.len()] =
@@ -289,5 +297,19 @@ pub(crate) mod testing {
             "{what}: commitments differ"
         );
         vm.steps
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OpKind;
+    use std::collections::HashSet;
+
+    /// Every kind's kernel assembles, and each image has its own memory root.
+    #[test]
+    fn every_kernel_builds_with_a_distinct_root() {
+        let roots: HashSet<_> = OpKind::ALL.iter().map(|k| k.kernel_root()).collect();
+        assert_eq!(roots.len(), OpKind::ALL.len());
+        assert_eq!(OpKind::Conv2d.kernel_root(), OpKind::Conv2d.kernel_root());
     }
 }
