@@ -18,3 +18,10 @@ alloy::sol!(
     ChainProbe,
     "out/ChainProbe.json"
 );
+
+alloy::sol!(
+    #[sol(rpc)]
+    #[derive(Debug, PartialEq, Eq)]
+    NodeVm,
+    "out/NodeVm.json"
+);
