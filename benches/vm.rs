@@ -9,7 +9,7 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use opml_vm::encode::{b, i, r, LOAD, OP, OP_IMM};
 use opml_vm::memory::Memory;
-use opml_vm::{keccak256, ElfImage, InputSlots, Machine, Segment};
+use opml_vm::{keccak256, ElfImage, InputSlots, Machine};
 use std::hint::black_box;
 
 const CODE: u32 = 0x1_0000;
@@ -32,23 +32,8 @@ fn dot_product_machine() -> Machine {
         b(-28, 12, 11, 1),       // bne k, n, loop
         b(-36, 0, 0, 0),         // beq x0, x0, to k = 0 (forever)
     ];
-    let code: Vec<u8> = program.iter().flat_map(|w| w.to_le_bytes()).collect();
     let data: Vec<u8> = (0..512).map(|k| (k * 37 % 251) as u8).collect();
-    let image = ElfImage {
-        entry: CODE,
-        segments: vec![
-            Segment {
-                vaddr: CODE,
-                mem_size: code.len() as u32,
-                data: code,
-            },
-            Segment {
-                vaddr: DATA,
-                mem_size: 512,
-                data,
-            },
-        ],
-    };
+    let image = ElfImage::from_words(CODE, &program, DATA, &data);
     let mut m = Machine::new(&image, InputSlots::default());
     m.set_register(5, DATA);
     m.set_register(6, DATA + 256);

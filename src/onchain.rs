@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use opml_contracts::step::{OnchainStep, StepError};
 use opml_contracts::{dev_signer, EmbeddedChain};
 use opml_vm::encode::{b as branch, i, j as jal, r, s, u, ECALL, LOAD, LUI, OP, OP_IMM};
-use opml_vm::{ecall, ElfImage, InputSlots, InputTensor, Machine, Segment, Status, StepClass};
+use opml_vm::{ecall, ElfImage, InputSlots, InputTensor, Machine, Status, StepClass};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -337,25 +337,8 @@ const DATA: u32 = 0x2_0000;
 
 /// A machine on one instruction word (repeated `n` times) with registers set.
 fn one_word(word: u32, n: usize, regs: &[(usize, u32)], inputs: &InputSlots) -> Machine {
-    let code: Vec<u8> = std::iter::repeat_n(word, n)
-        .flat_map(u32::to_le_bytes)
-        .collect();
     let data: Vec<u8> = (0..4096u32).map(|k| (k * 37 + 11) as u8).collect();
-    let image = ElfImage {
-        entry: CODE,
-        segments: vec![
-            Segment {
-                vaddr: CODE,
-                mem_size: code.len() as u32,
-                data: code,
-            },
-            Segment {
-                vaddr: DATA,
-                mem_size: data.len() as u32,
-                data,
-            },
-        ],
-    };
+    let image = ElfImage::from_words(CODE, &vec![word; n], DATA, &data);
     let mut m = Machine::new(&image, inputs.clone());
     for &(reg, value) in regs {
         m.set_register(reg, value);

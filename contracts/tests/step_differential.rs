@@ -16,8 +16,8 @@ use opml_vm::encode::{
     b as branch, i, j as jal, r, s, u, AUIPC, ECALL, JALR, LOAD, LUI, OP, OP_IMM,
 };
 use opml_vm::{
-    ecall, parse_elf, verify_step, ElfImage, Hash, InputSlots, InputTensor, Machine, Segment,
-    Status, StepProof, VerifyError,
+    ecall, parse_elf, verify_step, ElfImage, Hash, InputSlots, InputTensor, Machine, Status,
+    StepProof, VerifyError,
 };
 use rand::{Rng, SeedableRng};
 
@@ -135,23 +135,7 @@ fn judge() -> &'static Judge {
 }
 
 fn image(code: &[u32], data: &[u8]) -> ElfImage {
-    let code_bytes: Vec<u8> = code.iter().flat_map(|w| w.to_le_bytes()).collect();
-    let mut segments = vec![Segment {
-        vaddr: CODE,
-        mem_size: code_bytes.len() as u32,
-        data: code_bytes,
-    }];
-    if !data.is_empty() {
-        segments.push(Segment {
-            vaddr: DATA,
-            mem_size: data.len() as u32,
-            data: data.to_vec(),
-        });
-    }
-    ElfImage {
-        entry: CODE,
-        segments,
-    }
+    ElfImage::from_words(CODE, code, DATA, data)
 }
 
 fn machine(code: &[u32], data: &[u8], regs: &[(usize, u32)], inputs: InputSlots) -> Machine {

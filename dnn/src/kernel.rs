@@ -12,7 +12,7 @@
 use crate::asm::{reg::*, AsmError, Assembler};
 use crate::tensor::{header, DType, Tensor, TensorError};
 use opml_vm::{
-    ecall, tensor_commitment, ElfImage, Hash, InputSlots, InputTensor, Machine, RunOutcome, Segment,
+    ecall, tensor_commitment, ElfImage, Hash, InputSlots, InputTensor, Machine, RunOutcome,
 };
 
 /// Where kernel code starts.
@@ -124,15 +124,7 @@ pub fn build_kernel(
         .li(A0, 0)
         .li(A7, ecall::EXIT as i32)
         .ecall();
-    let code: Vec<u8> = a.finish()?.iter().flat_map(|w| w.to_le_bytes()).collect();
-    Ok(ElfImage {
-        entry: KERNEL_BASE,
-        segments: vec![Segment {
-            vaddr: KERNEL_BASE,
-            mem_size: code.len() as u32,
-            data: code,
-        }],
-    })
+    Ok(ElfImage::from_words(KERNEL_BASE, &a.finish()?, 0, &[]))
 }
 
 /// The params vector of a kernel run (slot 0): the inputs' byte lengths, the output's, then the

@@ -51,6 +51,30 @@ pub struct ElfImage {
     pub segments: Vec<Segment>,
 }
 
+impl ElfImage {
+    /// A generated program (kernels, tests, benchmarks): the instruction `words` at `code_base`,
+    /// which is also the entry point, and `data` (if any) at `data_base`.
+    pub fn from_words(code_base: u32, words: &[u32], data_base: u32, data: &[u8]) -> Self {
+        let code: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let mut segments = vec![Segment {
+            vaddr: code_base,
+            mem_size: code.len() as u32,
+            data: code,
+        }];
+        if !data.is_empty() {
+            segments.push(Segment {
+                vaddr: data_base,
+                mem_size: data.len() as u32,
+                data: data.to_vec(),
+            });
+        }
+        Self {
+            entry: code_base,
+            segments,
+        }
+    }
+}
+
 /// One loadable segment: `data` is copied to `vaddr`, and the rest of `mem_size` is zero.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Segment {

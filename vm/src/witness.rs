@@ -255,17 +255,10 @@ pub mod hex_bytes {
 mod tests {
     use super::StepClass;
     use crate::encode::{b, i, j, r, s, u, EBREAK, ECALL, LOAD, LUI, OP, OP_IMM};
-    use crate::{ecall, ElfImage, InputSlots, Machine, Segment};
+    use crate::{ecall, ElfImage, InputSlots, Machine};
 
     fn class_of(word: u32, a7: u32) -> StepClass {
-        let image = ElfImage {
-            entry: 0x1_0000,
-            segments: vec![Segment {
-                vaddr: 0x1_0000,
-                mem_size: 4,
-                data: word.to_le_bytes().to_vec(),
-            }],
-        };
+        let image = ElfImage::from_words(0x1_0000, &[word], 0, &[]);
         let mut m = Machine::new(&image, InputSlots::default());
         m.set_register(17, a7);
         m.prove_step().class()
@@ -299,14 +292,7 @@ mod tests {
 
     #[test]
     fn a_stopped_machine_steps_as_halted() {
-        let image = ElfImage {
-            entry: 0x1_0000,
-            segments: vec![Segment {
-                vaddr: 0x1_0000,
-                mem_size: 4,
-                data: ECALL.to_le_bytes().to_vec(),
-            }],
-        };
+        let image = ElfImage::from_words(0x1_0000, &[ECALL], 0, &[]);
         let mut m = Machine::new(&image, InputSlots::default());
         m.set_register(17, ecall::EXIT);
         m.run(1);

@@ -2,7 +2,7 @@
 //! harness that runs steps through the proving path and checks each witness with `verify_step`.
 #![allow(dead_code, unreachable_pub)]
 
-use opml_vm::{verify_step, ElfImage, InputSlots, Machine, Segment, StepProof};
+use opml_vm::{verify_step, ElfImage, InputSlots, Machine, StepProof};
 
 /// Where the test programs' code starts.
 pub const CODE: u32 = 0x1_0000;
@@ -14,23 +14,7 @@ pub use opml_vm::encode::*;
 
 /// An image with `code` at [`CODE`] and `data` at [`DATA`].
 pub fn image(code: &[u32], data: &[u8]) -> ElfImage {
-    let code_bytes: Vec<u8> = code.iter().flat_map(|w| w.to_le_bytes()).collect();
-    let mut segments = vec![Segment {
-        vaddr: CODE,
-        mem_size: code_bytes.len() as u32,
-        data: code_bytes,
-    }];
-    if !data.is_empty() {
-        segments.push(Segment {
-            vaddr: DATA,
-            mem_size: data.len() as u32,
-            data: data.to_vec(),
-        });
-    }
-    ElfImage {
-        entry: CODE,
-        segments,
-    }
+    ElfImage::from_words(CODE, code, DATA, data)
 }
 
 /// A machine on `code`/`data` with registers set as given.
