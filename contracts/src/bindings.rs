@@ -25,3 +25,10 @@ alloy::sol!(
     NodeVm,
     "out/NodeVm.json"
 );
+
+alloy::sol!(
+    #[sol(rpc)]
+    #[derive(Debug, PartialEq, Eq)]
+    Registry,
+    "out/Registry.json"
+);

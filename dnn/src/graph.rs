@@ -231,37 +231,47 @@ impl Model {
 
     /// The model commitment (protocol section 9): `keccak(inputHeader ‖ nodesRoot ‖ weightsRoot)`.
     pub fn commitment(&self) -> Result<Hash, ModelError> {
-        let weights_root = self.weights_root()?;
-        let mut leaves = Vec::new();
+        let leaves: Vec<u8> = self.node_leaves()?.concat();
+        let spec = &self.manifest.input;
+        Ok(keccak256(
+            &[
+                &header(spec.dtype, &spec.shape)?[..],
+                &data_root(&leaves),
+                &self.weights_root()?,
+            ]
+            .concat(),
+        ))
+    }
+
+    /// Every node's leaf (protocol section 9), in order.
+    pub fn node_leaves(&self) -> Result<Vec<Hash>, ModelError> {
         let zero = self.zero_input()?;
+        let mut leaves = Vec::with_capacity(self.manifest.nodes.len());
         let mut outputs = Vec::new();
         for (index, node) in self.manifest.nodes.iter().enumerate() {
             let inputs = self.node_inputs(index, &zero, &outputs)?;
-            leaves.extend_from_slice(&self.node_leaf(index, &inputs)?);
+            leaves.push(self.node_leaf(index, &inputs)?);
             outputs.push(
                 node.op
                     .native(&inputs)
                     .map_err(|e| self.node_error(index, e))?,
             );
         }
-        let spec = &self.manifest.input;
-        Ok(keccak256(
-            &[
-                &header(spec.dtype, &spec.shape)?[..],
-                &data_root(&leaves),
-                &weights_root,
-            ]
-            .concat(),
-        ))
+        Ok(leaves)
+    }
+
+    /// The weight commitments in name order (the leaves of the weights root).
+    pub fn weight_commitments(&self) -> Result<Vec<Hash>, ModelError> {
+        Ok(self
+            .weights
+            .values()
+            .map(|t| t.commitment())
+            .collect::<Result<_, _>>()?)
     }
 
     /// Merkle root over the weight commitments in name order.
     pub fn weights_root(&self) -> Result<Hash, ModelError> {
-        let mut leaves = Vec::with_capacity(32 * self.weights.len());
-        for t in self.weights.values() {
-            leaves.extend_from_slice(&t.commitment()?);
-        }
-        Ok(data_root(&leaves))
+        Ok(data_root(&self.weight_commitments()?.concat()))
     }
 
     /// The leaf of node `index` (protocol section 9).
