@@ -1,7 +1,7 @@
 //! The f32 source models (as trained by `scripts/mnist/train.py`): their layer list, weights, and
 //! an f32 forward pass used to calibrate activation scales and to measure float accuracy.
 
-use crate::graph::ModelError;
+use crate::graph::{read_file, read_manifest, sibling, ModelError};
 use safetensors::SafeTensors;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -71,24 +71,9 @@ pub type Activation = (Vec<usize>, Vec<f32>);
 impl FloatModel {
     /// Loads `float.json` and its safetensors file.
     pub fn load(path: &Path) -> Result<Self, ModelError> {
-        let path = if path.is_dir() {
-            path.join("float.json")
-        } else {
-            path.to_path_buf()
-        };
-        let text = std::fs::read_to_string(&path).map_err(|error| ModelError::Io {
-            path: path.clone(),
-            error,
-        })?;
-        let m: FloatManifest = serde_json::from_str(&text).map_err(|error| ModelError::Json {
-            path: path.clone(),
-            error,
-        })?;
-        let wpath = path.parent().unwrap_or(Path::new(".")).join(&m.weights);
-        let bytes = std::fs::read(&wpath).map_err(|error| ModelError::Io {
-            path: wpath.clone(),
-            error,
-        })?;
+        let (path, m): (_, FloatManifest) = read_manifest(path, "float.json")?;
+        let wpath = sibling(&path, &m.weights);
+        let bytes = read_file(&wpath)?;
         let st = SafeTensors::deserialize(&bytes).map_err(|e| ModelError::Safetensors {
             path: wpath.clone(),
             reason: e.to_string(),

@@ -134,29 +134,9 @@ impl Model {
 
     /// Loads `model.json` (or the JSON file given) and its weights file; checks the graph.
     pub fn load(path: &Path) -> Result<Self, ModelError> {
-        let path = if path.is_dir() {
-            path.join("model.json")
-        } else {
-            path.to_path_buf()
-        };
-        let text = std::fs::read_to_string(&path).map_err(|error| ModelError::Io {
-            path: path.clone(),
-            error,
-        })?;
-        let manifest: ModelManifest =
-            serde_json::from_str(&text).map_err(|error| ModelError::Json {
-                path: path.clone(),
-                error,
-            })?;
-        let weights_path = path
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join(&manifest.weights);
-        let bytes = std::fs::read(&weights_path).map_err(|error| ModelError::Io {
-            path: weights_path.clone(),
-            error,
-        })?;
-        let weights = read_safetensors(&weights_path, &bytes)?;
+        let (path, manifest): (_, ModelManifest) = read_manifest(path, "model.json")?;
+        let weights_path = sibling(&path, &manifest.weights);
+        let weights = read_safetensors(&weights_path, &read_file(&weights_path)?)?;
         Self::new(manifest, weights)
     }
 
@@ -315,6 +295,38 @@ impl Model {
             &vec![0; spec.shape.iter().product::<usize>() * spec.dtype.size()],
         )?)
     }
+}
+
+/// Reads a whole file, naming it in the error.
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, ModelError> {
+    std::fs::read(path).map_err(|error| ModelError::Io {
+        path: path.to_path_buf(),
+        error,
+    })
+}
+
+/// Reads a JSON manifest: `path` itself, or `default_name` inside it when it is a directory.
+/// Returns the file's path (its directory holds the files it names) and the parsed manifest.
+pub(crate) fn read_manifest<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    default_name: &str,
+) -> Result<(PathBuf, T), ModelError> {
+    let path = if path.is_dir() {
+        path.join(default_name)
+    } else {
+        path.to_path_buf()
+    };
+    let manifest =
+        serde_json::from_slice(&read_file(&path)?).map_err(|error| ModelError::Json {
+            path: path.clone(),
+            error,
+        })?;
+    Ok((path, manifest))
+}
+
+/// The path of `name` beside the manifest at `manifest`.
+pub(crate) fn sibling(manifest: &Path, name: &str) -> PathBuf {
+    manifest.parent().unwrap_or(Path::new(".")).join(name)
 }
 
 /// Reads int8/int16/int32 tensors from a safetensors file.

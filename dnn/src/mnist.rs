@@ -3,7 +3,7 @@
 //! pixels into the int8 model input.
 
 use crate::float::Activation;
-use crate::graph::ModelError;
+use crate::graph::{read_file, ModelError};
 use crate::tensor::Tensor;
 use ndarray::{ArrayD, IxDyn};
 use safetensors::SafeTensors;
@@ -24,10 +24,7 @@ pub struct Dataset {
 impl Dataset {
     /// Loads a split written by `scripts/mnist/export.js`.
     pub fn load(path: &Path) -> Result<Self, ModelError> {
-        let bytes = std::fs::read(path).map_err(|error| ModelError::Io {
-            path: path.to_path_buf(),
-            error,
-        })?;
+        let bytes = read_file(path)?;
         let st = SafeTensors::deserialize(&bytes).map_err(|e| ModelError::Safetensors {
             path: path.to_path_buf(),
             reason: e.to_string(),
@@ -99,10 +96,7 @@ pub fn float_image(pixels: &[u8]) -> Activation {
 
 /// Reads a binary (P5) 28×28 PGM with maxval 255.
 pub fn read_pgm(path: &Path) -> Result<Vec<u8>, ModelError> {
-    let bytes = std::fs::read(path).map_err(|error| ModelError::Io {
-        path: path.to_path_buf(),
-        error,
-    })?;
+    let bytes = read_file(path)?;
     let bad = |why: &str| ModelError::Weight {
         name: path.display().to_string(),
         reason: format!("not a 28x28 P5 PGM: {why}"),
