@@ -138,7 +138,8 @@ impl InputTensor {
         Some(chunk)
     }
 
-    fn chunk_path(&self, index: u32) -> Vec<Hash> {
+    /// The siblings of chunk `index` in the data root's tree, bottom up (empty for one chunk).
+    pub fn chunk_path(&self, index: u32) -> Vec<Hash> {
         let tree = self.tree.get_or_init(|| chunk_tree(&self.data));
         let depth = ceil_log2(u64::from(self.chunk_count())) as usize;
         (0..depth)
@@ -259,6 +260,18 @@ impl OutputAccumulator {
         Ok(())
     }
 
+    /// The accumulator that a run emitting `bytes` (in 32-byte chunks, the last zero-padded) ends
+    /// with; what a claim about a run's output must match.
+    pub fn from_output(bytes: &[u8]) -> Result<Self, Fault> {
+        let mut acc = Self::default();
+        for chunk in bytes.chunks(32) {
+            let mut padded = [0u8; 32];
+            padded[..chunk.len()].copy_from_slice(chunk);
+            acc.append(padded)?;
+        }
+        Ok(acc)
+    }
+
     /// Chunks appended so far.
     pub fn count(&self) -> u32 {
         self.chunks.len() as u32
@@ -355,6 +368,29 @@ mod tests {
                 acc.append(c.try_into().unwrap()).unwrap();
             }
             assert_eq!(acc.snapshot().data_root(), data_root(&data), "{n} chunks");
+        }
+    }
+
+    /// An accumulator rebuilt from output bytes (odd lengths padded) is the one the chunks make, and
+    /// each chunk's path leads to the data root.
+    #[test]
+    fn accumulator_from_output_and_chunk_paths() {
+        for len in [0usize, 1, 31, 32, 33, 95, 96, 300] {
+            let data = bytes(len);
+            let mut acc = OutputAccumulator::from_output(&data).unwrap();
+            assert_eq!(acc.snapshot().data_root(), data_root(&data), "{len} bytes");
+            let tensor = InputTensor::from_bytes(data.clone());
+            for index in 0..tensor.chunk_count() {
+                let mut node = tensor.chunk(index).unwrap();
+                for (h, sibling) in tensor.chunk_path(index).iter().enumerate() {
+                    node = if (index >> h) & 1 == 1 {
+                        hash_pair(sibling, &node)
+                    } else {
+                        hash_pair(&node, sibling)
+                    };
+                }
+                assert_eq!(node, data_root(&data), "{len} bytes, chunk {index}");
+            }
         }
     }
 
