@@ -69,6 +69,27 @@ pub fn trace_root(leaves: &[Hash]) -> Hash {
     level[0]
 }
 
+/// The siblings (bottom up) of leaf `index` in the trace tree whose first leaves are `leaves`: the
+/// one path that proves leaf `index` both in the state before it is set (zero) and after.
+pub fn trace_path(leaves: &[Hash], index: usize) -> [Hash; TRACE_DEPTH] {
+    let mut path = [[0u8; 32]; TRACE_DEPTH];
+    let mut level: Vec<Hash> = leaves.to_vec();
+    for (h, sibling) in path.iter_mut().enumerate() {
+        if level.len() % 2 == 1 {
+            level.push(zero_hash(h));
+        }
+        *sibling = level
+            .get((index >> h) ^ 1)
+            .copied()
+            .unwrap_or_else(|| zero_hash(h));
+        level = level
+            .chunks_exact(2)
+            .map(|p| hash_pair(&p[0], &p[1]))
+            .collect();
+    }
+    path
+}
+
 impl Model {
     /// Runs the graph natively on `input`.
     pub fn run(&self, input: &Tensor) -> Result<Trace, ModelError> {
@@ -155,5 +176,25 @@ mod tests {
         }
         assert_eq!(trace_root(&leaves), root);
         assert_eq!(trace_root(&[]), zero_hash(TRACE_DEPTH));
+    }
+
+    /// A path proves its leaf in the root with the leaf set and in the root before it was set.
+    #[test]
+    fn trace_paths_prove_a_leaf_and_its_absence() {
+        let leaves: Vec<Hash> = (0..11u8).map(|k| [k + 1; 32]).collect();
+        for index in [0usize, 1, 4, 7, 10] {
+            let path = trace_path(&leaves[..=index], index);
+            let root_with = |leaf: Hash| {
+                path.iter().enumerate().fold(leaf, |node, (h, s)| {
+                    if (index >> h) & 1 == 1 {
+                        hash_pair(s, &node)
+                    } else {
+                        hash_pair(&node, s)
+                    }
+                })
+            };
+            assert_eq!(root_with(leaves[index]), trace_root(&leaves[..=index]));
+            assert_eq!(root_with([0; 32]), trace_root(&leaves[..index]));
+        }
     }
 }

@@ -264,19 +264,28 @@ impl Model {
         let mut bytes = vec![node.op.kind() as u8];
         bytes.extend_from_slice(&params.commitment()?);
         bytes.push(node.inputs.len() as u8);
+        for (tag, idx) in self.input_refs(index) {
+            bytes.push(tag);
+            bytes.extend_from_slice(&idx.to_be_bytes());
+        }
+        Ok(keccak256(&bytes))
+    }
+
+    /// Node `index`'s inputs as committed (protocol section 9): per input its tag (0 the request
+    /// input, 1 a weight, 2 a node) and index (the weight's in name order, the node's).
+    pub fn input_refs(&self, index: usize) -> Vec<(u8, u32)> {
         let names = self.weight_names();
-        for r in &node.inputs {
-            let (tag, idx) = match r {
+        self.manifest.nodes[index]
+            .inputs
+            .iter()
+            .map(|r| match r {
                 TensorRef::Input => (0u8, 0u32),
                 TensorRef::Weight(name) => {
                     (1, names.iter().position(|n| n == name).unwrap_or(0) as u32)
                 }
                 TensorRef::Node(j) => (2, *j as u32),
-            };
-            bytes.push(tag);
-            bytes.extend_from_slice(&idx.to_be_bytes());
-        }
-        Ok(keccak256(&bytes))
+            })
+            .collect()
     }
 
     fn node_error(&self, index: usize, e: OpError) -> ModelError {

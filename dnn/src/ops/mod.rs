@@ -226,6 +226,18 @@ impl Op {
         )?)
     }
 
+    /// The VM at the start of this op's kernel run on `inputs` (what phase 1 of a dispute steps
+    /// through), with the header of the output tensor its accumulator must finish on.
+    pub fn machine(&self, inputs: &[&Tensor]) -> Result<(opml_vm::Machine, Vec<u8>), OpError> {
+        let (dtype, shape) = self.output_type(inputs)?;
+        let params = self.kernel_params(inputs)?;
+        let slots = crate::kernel::kernel_inputs(&params, inputs, (dtype, &shape))?;
+        Ok((
+            opml_vm::Machine::new(self.kind().kernel(), slots),
+            crate::tensor::header(dtype, &shape)?,
+        ))
+    }
+
     /// Runs the op's kernel in the VM (at most `max_steps` steps).
     pub fn run_in_vm(&self, inputs: &[&Tensor], max_steps: u64) -> Result<KernelRun, OpError> {
         let (dtype, shape) = self.output_type(inputs)?;
