@@ -21,6 +21,7 @@ contract Registry {
         bytes32 weightsRoot;
         bytes32 inputHeaderHash;
         uint32 nodeCount;
+        uint32 weightCount;
     }
 
     /// `kind`'s kernel image, fixed at deployment.
@@ -82,7 +83,8 @@ contract Registry {
         commitment = keccak256(abi.encodePacked(inputHeader, nodesRoot, weightsRoot));
         if (_models[commitment].owner != address(0)) revert AlreadyRegistered(commitment);
         _models[commitment] = ModelInfo(
-            msg.sender, nodesRoot, weightsRoot, keccak256(inputHeader), uint32(nodeLeaves.length)
+            msg.sender, nodesRoot, weightsRoot, keccak256(inputHeader), uint32(nodeLeaves.length),
+            uint32(weightCommitments.length)
         );
         emit ModelRegistered(commitment, msg.sender, inputHeader, nodeLeaves, weightCommitments, uri);
     }

@@ -32,3 +32,15 @@ alloy::sol!(
     Registry,
     "out/Registry.json"
 );
+
+// The generated `deploy` takes the constructor's eight parameters.
+#[allow(clippy::too_many_arguments)]
+mod dispute_game {
+    alloy::sol!(
+        #[sol(rpc)]
+        #[derive(Debug, PartialEq, Eq)]
+        DisputeGame,
+        "out/DisputeGame.json"
+    );
+}
+pub use dispute_game::DisputeGame;
