@@ -1,0 +1,426 @@
+//! A `DisputeGame` contract as the parties see it, through any alloy provider (the embedded chain
+//! or a JSON-RPC node).
+
+use crate::party::Move;
+use alloy::contract::{CallBuilder, CallDecoder};
+use alloy::eips::BlockNumberOrTag;
+use alloy::primitives::{Address, Bytes, B256, U256};
+use alloy::providers::{DynProvider, Provider};
+use opml_contracts::bindings::DisputeGame::{self, DisputeGameErrors, DisputeGameInstance};
+use opml_contracts::bindings::{NodeVm::NodeVmErrors, Step::StepErrors};
+use opml_vm::Hash;
+use serde::Serialize;
+
+/// A side of a game.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    /// The result's submitter, defender of every game on it.
+    Submitter,
+    /// The game's challenger.
+    Challenger,
+}
+
+impl Side {
+    fn from_code(code: u8) -> Self {
+        if code == 0 {
+            Side::Submitter
+        } else {
+            Side::Challenger
+        }
+    }
+
+    /// The other side.
+    pub fn other(self) -> Self {
+        match self {
+            Side::Submitter => Side::Challenger,
+            Side::Challenger => Side::Submitter,
+        }
+    }
+}
+
+/// A game as read from the chain: what a party needs to choose its move.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GameView {
+    /// The game id.
+    pub id: u64,
+    /// The disputed result.
+    pub result: u64,
+    /// 2 = graph nodes, 1 = VM steps, 0 = over.
+    pub phase: u8,
+    /// Whose move it is.
+    pub turn: Side,
+    /// The winner, once over.
+    pub winner: Option<Side>,
+    /// The disputed node (phase 1).
+    pub node: u32,
+    /// The disputed segment: agreed state `lo`, disputed state `hi`.
+    pub lo: u64,
+    /// See `lo`.
+    pub hi: u64,
+    /// The claim at `lo`.
+    pub claim_lo: Hash,
+    /// The claim at `hi`.
+    pub claim_hi: Hash,
+    /// The defender's interior claims of the segment, once posted (from the logs).
+    pub pending_claims: Option<Vec<Hash>>,
+    /// Seconds left on the submitter's and the challenger's clocks at the last move.
+    pub clocks: [u64; 2],
+    /// When the last move was made.
+    pub last_move: u64,
+    /// The chain's latest block timestamp.
+    pub now: u64,
+    /// The contract's arity.
+    pub arity: u64,
+}
+
+impl GameView {
+    /// Whether the game is over.
+    pub fn is_over(&self) -> bool {
+        self.phase == 0
+    }
+
+    /// Seconds left to `side` now (only the side to move has a running clock).
+    pub fn clock_left(&self, side: Side) -> u64 {
+        let left = self.clocks[side as usize];
+        if side == self.turn {
+            left.saturating_sub(self.now.saturating_sub(self.last_move))
+        } else {
+            left
+        }
+    }
+
+    /// Whether the side to move has run out of time, so that anyone may end the game.
+    pub fn turn_expired(&self) -> bool {
+        !self.is_over() && self.clock_left(self.turn) == 0
+    }
+}
+
+/// One mined transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxOutcome {
+    /// Its hash.
+    pub hash: B256,
+    /// Gas of the whole transaction.
+    pub gas: u64,
+}
+
+/// Why a call to the game failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The contract refused the move (the revert, decoded where it is one of ours).
+    #[error("{what} refused: {reason}")]
+    Rejected {
+        /// The move.
+        what: &'static str,
+        /// The decoded revert.
+        reason: String,
+    },
+    /// The transaction was mined and failed without a decodable reason.
+    #[error("{what}: transaction {hash} failed on chain")]
+    Failed {
+        /// The move.
+        what: &'static str,
+        /// The transaction.
+        hash: B256,
+    },
+    /// The node or the transport failed.
+    #[error("{what}: {source}")]
+    Chain {
+        /// The call.
+        what: &'static str,
+        /// What went wrong.
+        source: Box<alloy::contract::Error>,
+    },
+    /// The node failed while the receipt was awaited.
+    #[error("{what}: {source}")]
+    Pending {
+        /// The call.
+        what: &'static str,
+        /// What went wrong.
+        source: alloy::providers::PendingTransactionError,
+    },
+    /// An answer that does not fit the contract (an event missing from a receipt, say).
+    #[error("{0}")]
+    Malformed(String),
+}
+
+impl ClientError {
+    fn from_call(what: &'static str, source: alloy::contract::Error) -> Self {
+        let reason = if let Some(e) = source.as_decoded_interface_error::<DisputeGameErrors>() {
+            Some(format!("{e:?}"))
+        } else if let Some(e) = source.as_decoded_interface_error::<StepErrors>() {
+            Some(format!("Step: {e:?}"))
+        } else {
+            source
+                .as_decoded_interface_error::<NodeVmErrors>()
+                .map(|e| format!("NodeVm: {e:?}"))
+        };
+        match reason {
+            Some(reason) => Self::Rejected { what, reason },
+            None => Self::Chain {
+                what,
+                source: Box::new(source),
+            },
+        }
+    }
+
+    /// Whether the contract refused the move (as opposed to the chain failing).
+    pub fn is_rejection(&self) -> bool {
+        matches!(self, Self::Rejected { .. })
+    }
+}
+
+/// A deployed `DisputeGame` reached by one party's provider (whose signer makes its moves).
+#[derive(Debug, Clone)]
+pub struct GameClient {
+    contract: DisputeGameInstance<DynProvider>,
+    arity: u64,
+}
+
+fn b256(h: &Hash) -> B256 {
+    B256::from(*h)
+}
+
+fn b256s(hashes: &[Hash]) -> Vec<B256> {
+    hashes.iter().map(b256).collect()
+}
+
+impl GameClient {
+    /// The game contract at `address`; reads its arity.
+    pub async fn new(address: Address, provider: DynProvider) -> Result<Self, ClientError> {
+        let contract = DisputeGame::new(address, provider);
+        let arity = contract
+            .arity()
+            .call()
+            .await
+            .map_err(|e| ClientError::from_call("arity", e))?;
+        Ok(Self { contract, arity })
+    }
+
+    /// The contract.
+    pub fn contract(&self) -> &DisputeGameInstance<DynProvider> {
+        &self.contract
+    }
+
+    /// The contract's arity.
+    pub fn arity(&self) -> u64 {
+        self.arity
+    }
+
+    async fn send<D: CallDecoder>(
+        &self,
+        what: &'static str,
+        call: CallBuilder<&DynProvider, D>,
+    ) -> Result<(TxOutcome, alloy::rpc::types::TransactionReceipt), ClientError> {
+        let pending = call
+            .send()
+            .await
+            .map_err(|e| ClientError::from_call(what, e))?;
+        let receipt = pending
+            .get_receipt()
+            .await
+            .map_err(|source| ClientError::Pending { what, source })?;
+        if !receipt.status() {
+            return Err(ClientError::Failed {
+                what,
+                hash: receipt.transaction_hash,
+            });
+        }
+        Ok((
+            TxOutcome {
+                hash: receipt.transaction_hash,
+                gas: receipt.gas_used,
+            },
+            receipt,
+        ))
+    }
+
+    fn event<E: alloy::sol_types::SolEvent>(
+        receipt: &alloy::rpc::types::TransactionReceipt,
+    ) -> Result<E, ClientError> {
+        receipt
+            .inner
+            .logs()
+            .iter()
+            .find_map(|log| E::decode_log_data(log.data()).ok())
+            .ok_or_else(|| {
+                ClientError::Malformed(format!("no {} event in the receipt", E::SIGNATURE))
+            })
+    }
+
+    /// Asks for `model` to be run on `data` (with the model's input header); returns the request id.
+    pub async fn request(
+        &self,
+        model: Hash,
+        header: &[u8],
+        data: &[u8],
+    ) -> Result<(TxOutcome, u64), ClientError> {
+        let call = self.contract.requestInference(
+            b256(&model),
+            Bytes::copy_from_slice(header),
+            Bytes::copy_from_slice(data),
+        );
+        let (tx, receipt) = self.send("request", call).await?;
+        Ok((tx, Self::event::<DisputeGame::Requested>(&receipt)?.request))
+    }
+
+    /// Posts a result with the bond; returns the result id.
+    pub async fn submit_result(
+        &self,
+        request: u64,
+        output: Hash,
+        trace_root: Hash,
+        bond: U256,
+    ) -> Result<(TxOutcome, u64), ClientError> {
+        let call = self
+            .contract
+            .submitResult(request, b256(&output), b256(&trace_root))
+            .value(bond);
+        let (tx, receipt) = self.send("submit result", call).await?;
+        Ok((
+            tx,
+            Self::event::<DisputeGame::ResultPosted>(&receipt)?.result,
+        ))
+    }
+
+    /// Challenges a result with the bond; returns the game id.
+    pub async fn challenge(
+        &self,
+        result: u64,
+        bond: U256,
+    ) -> Result<(TxOutcome, u64), ClientError> {
+        let call = self.contract.challenge(result).value(bond);
+        let (tx, receipt) = self.send("challenge", call).await?;
+        Ok((tx, Self::event::<DisputeGame::GameStarted>(&receipt)?.game))
+    }
+
+    /// Makes a result final after its window.
+    pub async fn finalize(&self, result: u64) -> Result<TxOutcome, ClientError> {
+        Ok(self
+            .send("finalize", self.contract.finalize(result))
+            .await?
+            .0)
+    }
+
+    /// Withdraws everything credited to this party.
+    pub async fn withdraw(&self) -> Result<TxOutcome, ClientError> {
+        Ok(self.send("withdraw", self.contract.withdraw()).await?.0)
+    }
+
+    /// Sends one game move.
+    pub async fn play(&self, game: u64, mv: &Move) -> Result<TxOutcome, ClientError> {
+        let outcome = match mv {
+            Move::Claims(claims) => {
+                self.send("claims", self.contract.postClaims(game, b256s(claims)))
+                    .await?
+            }
+            Move::Pick { index, claims } => {
+                self.send("pick", self.contract.pick(game, *index, b256s(claims)))
+                    .await?
+            }
+            Move::OpenNode(o) => {
+                let e = &o.evidence;
+                let opening = DisputeGame::NodeOpening {
+                    kind: e.kind,
+                    params: b256(&e.params),
+                    tags: e.refs.iter().map(|r| r.0).collect(),
+                    indices: e.refs.iter().map(|r| r.1).collect(),
+                    nodePath: b256s(&e.node_path),
+                    inputs: b256s(&e.inputs),
+                    inputPaths: b256s(&e.input_paths),
+                    output: b256(&e.output),
+                    outputPath: b256s(&e.output_path),
+                    finalState: Bytes::copy_from_slice(&o.final_claim.state),
+                    accumulator: Bytes::copy_from_slice(&o.final_claim.accumulator),
+                    outputHeader: Bytes::copy_from_slice(&o.final_claim.header),
+                };
+                self.send("open node", self.contract.openNode(game, opening))
+                    .await?
+            }
+            Move::ProveStep(witness) => {
+                self.send(
+                    "prove step",
+                    self.contract
+                        .proveStep(game, Bytes::copy_from_slice(witness)),
+                )
+                .await?
+            }
+            Move::Timeout => self.send("timeout", self.contract.timeout(game)).await?,
+        };
+        Ok(outcome.0)
+    }
+
+    /// The latest block's timestamp: the chain's clock.
+    pub async fn now(&self) -> Result<u64, ClientError> {
+        Ok(self
+            .contract
+            .provider()
+            .get_block_by_number(BlockNumberOrTag::Latest)
+            .await
+            .map_err(|e| ClientError::Chain {
+                what: "read block",
+                source: Box::new(e.into()),
+            })?
+            .ok_or_else(|| ClientError::Malformed("no latest block".into()))?
+            .header
+            .timestamp)
+    }
+
+    /// Reads game `id`, with the pending claims from the logs and the chain's time.
+    pub async fn view(&self, id: u64) -> Result<GameView, ClientError> {
+        let g = self
+            .contract
+            .game(id)
+            .call()
+            .await
+            .map_err(|e| ClientError::from_call("read game", e))?;
+        if g.challenger == Address::ZERO {
+            return Err(ClientError::Malformed(format!("there is no game {id}")));
+        }
+        let pending_claims = if g.claims == B256::ZERO {
+            None
+        } else {
+            let logs = self
+                .contract
+                .ClaimsPosted_filter()
+                .topic1(U256::from(id))
+                .from_block(0)
+                .query()
+                .await
+                .map_err(|e| ClientError::from_call("read claims", e))?;
+            let (event, _) = logs.last().ok_or_else(|| {
+                ClientError::Malformed(format!("game {id} has claims but no ClaimsPosted log"))
+            })?;
+            let claims: Vec<Hash> = event.claims.iter().map(|c| c.0).collect();
+            let mut packed = Vec::with_capacity(32 * claims.len());
+            for c in &claims {
+                packed.extend_from_slice(c);
+            }
+            if opml_vm::keccak256(&packed) != g.claims.0 {
+                return Err(ClientError::Malformed(format!(
+                    "game {id}: the last ClaimsPosted log does not match the stored claims"
+                )));
+            }
+            Some(claims)
+        };
+        let now = self.now().await?;
+        Ok(GameView {
+            id,
+            result: g.result,
+            phase: g.phase,
+            turn: Side::from_code(g.turn),
+            winner: (g.phase == 0).then(|| Side::from_code(g.winner)),
+            node: g.node,
+            lo: g.lo,
+            hi: g.hi,
+            claim_lo: g.claimLo.0,
+            claim_hi: g.claimHi.0,
+            pending_claims,
+            clocks: [g.submitterClock, g.challengerClock],
+            last_move: g.lastMove,
+            now,
+            arity: self.arity,
+        })
+    }
+}

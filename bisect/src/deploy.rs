@@ -1,0 +1,159 @@
+//! Deploying the contracts of a dispute and registering a model, through any alloy provider.
+
+use crate::client::{ClientError, TxOutcome};
+use alloy::primitives::{Address, Bytes, B256, U256};
+use alloy::providers::DynProvider;
+use opml_contracts::bindings::{DisputeGame, NodeVm, Registry, Step};
+use opml_dnn::kernel::KERNEL_BASE;
+use opml_dnn::{Model, OpKind};
+use opml_vm::Hash;
+use serde::Serialize;
+
+/// The game's constructor parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct GameParams {
+    /// Bond locked with each result (wei).
+    pub result_bond: U256,
+    /// Bond locked with each challenge (wei).
+    pub challenge_bond: U256,
+    /// Seconds a result may be challenged.
+    pub challenge_window: u64,
+    /// Seconds on each party's clock per game.
+    pub clock: u64,
+    /// Sub-segments per dissection move.
+    pub arity: u64,
+}
+
+impl Default for GameParams {
+    fn default() -> Self {
+        let ether = U256::from(10u64).pow(U256::from(18u64));
+        Self {
+            result_bond: ether,
+            challenge_bond: ether / U256::from(2u64),
+            challenge_window: 3600,
+            clock: 1800,
+            arity: 2,
+        }
+    }
+}
+
+/// Where the contracts of one deployment live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Deployment {
+    /// The Step contract.
+    pub step: Address,
+    /// The NodeVm contract.
+    pub node_vm: Address,
+    /// The Registry, with every op kind's kernel image.
+    pub registry: Address,
+    /// The DisputeGame.
+    pub game: Address,
+}
+
+fn deploy_error(what: &'static str) -> impl Fn(alloy::contract::Error) -> ClientError {
+    move |source| ClientError::Chain {
+        what,
+        source: Box::new(source),
+    }
+}
+
+impl Deployment {
+    /// Deploys Step, NodeVm, the Registry (with the kernel image of every op kind) and a
+    /// DisputeGame with `params`, from `provider`'s signer.
+    pub async fn deploy(provider: &DynProvider, params: &GameParams) -> Result<Self, ClientError> {
+        let step = Step::deploy(provider.clone())
+            .await
+            .map_err(deploy_error("deploy Step"))?;
+        let node_vm = NodeVm::deploy(provider.clone())
+            .await
+            .map_err(deploy_error("deploy NodeVm"))?;
+        let kinds: Vec<u8> = OpKind::ALL.iter().map(|k| *k as u8).collect();
+        let roots: Vec<B256> = OpKind::ALL
+            .iter()
+            .map(|k| B256::from(k.kernel_root()))
+            .collect();
+        let registry = Registry::deploy(
+            provider.clone(),
+            kinds.clone(),
+            roots,
+            vec![KERNEL_BASE; kinds.len()],
+        )
+        .await
+        .map_err(deploy_error("deploy Registry"))?;
+        let game = DisputeGame::deploy(
+            provider.clone(),
+            *registry.address(),
+            *step.address(),
+            *node_vm.address(),
+            params.result_bond,
+            params.challenge_bond,
+            params.challenge_window,
+            params.clock,
+            params.arity,
+        )
+        .await
+        .map_err(deploy_error("deploy DisputeGame"))?;
+        Ok(Self {
+            step: *step.address(),
+            node_vm: *node_vm.address(),
+            registry: *registry.address(),
+            game: *game.address(),
+        })
+    }
+
+    /// Registers `model` (its files at `uri`) from `provider`'s signer; returns its commitment.
+    pub async fn register_model(
+        &self,
+        provider: &DynProvider,
+        model: &Model,
+        uri: &str,
+    ) -> Result<(TxOutcome, Hash), ClientError> {
+        let model_error = |e: opml_dnn::ModelError| ClientError::Malformed(e.to_string());
+        let spec = &model.manifest.input;
+        let header = opml_dnn::tensor::header(spec.dtype, &spec.shape)
+            .map_err(|e| ClientError::Malformed(e.to_string()))?;
+        let leaves: Vec<B256> = model
+            .node_leaves()
+            .map_err(model_error)?
+            .into_iter()
+            .map(B256::from)
+            .collect();
+        let weights: Vec<B256> = model
+            .weight_commitments()
+            .map_err(model_error)?
+            .into_iter()
+            .map(B256::from)
+            .collect();
+        let registry = Registry::new(self.registry, provider.clone());
+        let pending = registry
+            .registerModel(Bytes::from(header), leaves, weights, uri.to_string())
+            .send()
+            .await
+            .map_err(deploy_error("register model"))?;
+        let receipt = pending
+            .get_receipt()
+            .await
+            .map_err(|source| ClientError::Pending {
+                what: "register model",
+                source,
+            })?;
+        let event = receipt
+            .inner
+            .logs()
+            .iter()
+            .find_map(|log| {
+                <Registry::ModelRegistered as alloy::sol_types::SolEvent>::decode_log_data(
+                    log.data(),
+                )
+                .ok()
+            })
+            .ok_or_else(|| ClientError::Malformed("no ModelRegistered event".into()))?;
+        Ok((
+            TxOutcome {
+                hash: receipt.transaction_hash,
+                gas: receipt.gas_used,
+            },
+            event.model.0,
+        ))
+    }
+}

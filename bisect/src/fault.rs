@@ -1,0 +1,377 @@
+//! Scripted adversaries: how a faulty submitter or challenger departs from the truth.
+
+use crate::graph_phase::GraphPhase;
+use crate::phase::{Phase, PhaseError};
+use crate::step_phase::{FinalClaim, StepPhase};
+use opml_dnn::{Model, Tensor};
+use opml_vm::{keccak256, Hash, OutputAccumulator};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// One party's fault in a dispute (`--fault SPEC` of `opml dispute simulate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// `none`: both parties honest; nobody disputes.
+    None,
+    /// `node=K` / `step=K:N`: the submitter flips a value of node K's output and runs the later
+    /// nodes on it. In phase 1 its claims leave the true VM trace at step N (default: only the
+    /// final state is false).
+    Node {
+        /// The corrupted node.
+        node: usize,
+        /// First VM step whose claim is false.
+        lie_from: Option<u64>,
+    },
+    /// `output`: the true trace, but a wrong output commitment.
+    Output,
+    /// `trace=K`: the true output, but trace leaf K is the commitment of a corrupted tensor.
+    Trace {
+        /// The node whose leaf is wrong.
+        node: usize,
+    },
+    /// `steps=K:+D` / `steps=K:-D`: node K corrupted, and the final VM state claimed after
+    /// `T + D` steps instead of the kernel's `T`.
+    StepCount {
+        /// The corrupted node.
+        node: usize,
+        /// Steps added to the true count.
+        delta: i64,
+    },
+    /// `boundary=K`: node K corrupted; at the phase boundary it opens node K with its true VM
+    /// final state, which does not end on the output it claimed (the chain refuses; it stalls).
+    Boundary {
+        /// The corrupted node.
+        node: usize,
+    },
+    /// `challenger[=K]`: an honest result, disputed by a challenger that believes node K
+    /// (default: the middle node) has another output.
+    Challenger {
+        /// The node the challenger gets wrong; `None` for the middle one.
+        node: Option<usize>,
+    },
+    /// `challenger-random[=SEED]`: an honest result, disputed by a challenger picking segments at
+    /// random.
+    ChallengerRandom {
+        /// The seed of its choices.
+        seed: u64,
+    },
+    /// `challenger-stall[=N]`: an honest result, disputed by a challenger that stops after N moves.
+    ChallengerStalls {
+        /// Moves it makes before stalling.
+        after: u32,
+    },
+}
+
+/// A fault spec that does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("bad fault spec `{spec}`: {reason} (expected none, node=K, output, step=K:N, trace=K, steps=K:+D, boundary=K, challenger[=K], challenger-random[=SEED] or challenger-stall[=N])")]
+pub struct FaultSpecError {
+    spec: String,
+    reason: String,
+}
+
+impl FromStr for Fault {
+    type Err = FaultSpecError;
+
+    fn from_str(spec: &str) -> Result<Self, FaultSpecError> {
+        let fail = |reason: &str| FaultSpecError {
+            spec: spec.to_string(),
+            reason: reason.to_string(),
+        };
+        let (name, value) = match spec.split_once('=') {
+            Some((n, v)) => (n.trim(), Some(v.trim())),
+            None => (spec.trim(), None),
+        };
+        let number = |v: Option<&str>| -> Result<u64, FaultSpecError> {
+            v.ok_or_else(|| fail("needs a value"))?
+                .parse()
+                .map_err(|_| fail("not a number"))
+        };
+        let pair = |v: Option<&str>| -> Result<(usize, String), FaultSpecError> {
+            let (k, rest) = v
+                .ok_or_else(|| fail("needs K:N"))?
+                .split_once(':')
+                .ok_or_else(|| fail("needs K:N"))?;
+            Ok((
+                k.parse().map_err(|_| fail("K is not a number"))?,
+                rest.to_string(),
+            ))
+        };
+        Ok(match name {
+            "none" if value.is_none() => Fault::None,
+            "output" if value.is_none() => Fault::Output,
+            "node" => Fault::Node {
+                node: number(value)? as usize,
+                lie_from: None,
+            },
+            "step" => {
+                let (node, n) = pair(value)?;
+                Fault::Node {
+                    node,
+                    lie_from: Some(n.parse().map_err(|_| fail("N is not a number"))?),
+                }
+            }
+            "trace" => Fault::Trace {
+                node: number(value)? as usize,
+            },
+            "steps" => {
+                let (node, d) = pair(value)?;
+                let delta: i64 = d
+                    .trim_start_matches('+')
+                    .parse()
+                    .map_err(|_| fail("D is not a number"))?;
+                if delta == 0 {
+                    return Err(fail("D must not be 0"));
+                }
+                Fault::StepCount { node, delta }
+            }
+            "boundary" => Fault::Boundary {
+                node: number(value)? as usize,
+            },
+            "challenger" => Fault::Challenger {
+                node: value
+                    .map(|_| number(value))
+                    .transpose()?
+                    .map(|n| n as usize),
+            },
+            "challenger-random" => Fault::ChallengerRandom {
+                seed: value.map(|_| number(value)).transpose()?.unwrap_or(1),
+            },
+            "challenger-stall" => Fault::ChallengerStalls {
+                after: value.map(|_| number(value)).transpose()?.unwrap_or(3) as u32,
+            },
+            _ => return Err(fail("unknown fault")),
+        })
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::None => write!(f, "none"),
+            Fault::Node {
+                node,
+                lie_from: None,
+            } => write!(f, "node={node}"),
+            Fault::Node {
+                node,
+                lie_from: Some(n),
+            } => write!(f, "step={node}:{n}"),
+            Fault::Output => write!(f, "output"),
+            Fault::Trace { node } => write!(f, "trace={node}"),
+            Fault::StepCount { node, delta } => write!(f, "steps={node}:{delta:+}"),
+            Fault::Boundary { node } => write!(f, "boundary={node}"),
+            Fault::Challenger { node: None } => write!(f, "challenger"),
+            Fault::Challenger { node: Some(k) } => write!(f, "challenger={k}"),
+            Fault::ChallengerRandom { seed } => write!(f, "challenger-random={seed}"),
+            Fault::ChallengerStalls { after } => write!(f, "challenger-stall={after}"),
+        }
+    }
+}
+
+impl Fault {
+    /// Whether the submitter is the faulty party (else the result is honest).
+    pub fn is_submitters(&self) -> bool {
+        matches!(
+            self,
+            Fault::Node { .. }
+                | Fault::Output
+                | Fault::Trace { .. }
+                | Fault::StepCount { .. }
+                | Fault::Boundary { .. }
+        )
+    }
+
+    /// The node a fault names, checked against the model's node count.
+    pub fn node(&self, nodes: usize) -> Result<Option<usize>, FaultSpecError> {
+        let node = match *self {
+            Fault::Node { node, .. }
+            | Fault::Trace { node }
+            | Fault::StepCount { node, .. }
+            | Fault::Boundary { node } => Some(node),
+            Fault::Challenger { node } => Some(node.unwrap_or(nodes / 2)),
+            _ => None,
+        };
+        match node {
+            Some(k) if k >= nodes => Err(FaultSpecError {
+                spec: self.to_string(),
+                reason: format!("the model has nodes 0..{}", nodes - 1),
+            }),
+            other => Ok(other),
+        }
+    }
+}
+
+/// `t` with one value changed: the low bit of its first byte flipped.
+pub fn corrupt(t: &Tensor) -> Result<Tensor, PhaseError> {
+    let mut bytes = t.to_le_bytes();
+    bytes[0] ^= 1;
+    Ok(Tensor::from_le_bytes(t.dtype(), t.shape(), &bytes)?)
+}
+
+/// A view in which node `node`'s output is corrupted; with `propagate` the later nodes run on the
+/// corrupted output (a consistent lie), else the trace alone carries it.
+pub fn corrupted_view(
+    model: Arc<Model>,
+    input: Tensor,
+    node: usize,
+    propagate: bool,
+) -> Result<GraphPhase, PhaseError> {
+    let truth = model.run(&input)?.outputs();
+    if !propagate {
+        let mut leaves: Vec<Hash> = truth
+            .iter()
+            .map(Tensor::commitment)
+            .collect::<Result<_, _>>()?;
+        leaves[node] = corrupt(&truth[node])?.commitment()?;
+        let mut outputs = truth;
+        outputs[node] = corrupt(&outputs[node])?;
+        // The trace's other leaves stay true: the liar's outputs past `node` are the truth.
+        return GraphPhase::from_outputs(model, input, outputs, Some(leaves));
+    }
+    let mut outputs: Vec<Tensor> = Vec::with_capacity(truth.len());
+    for (index, true_output) in truth.iter().enumerate() {
+        let out = if index < node {
+            true_output.clone()
+        } else {
+            let inputs = model.node_inputs(index, &input, &outputs)?;
+            let out = model.manifest.nodes[index]
+                .op
+                .native(&inputs)
+                .map_err(|e| PhaseError::Kernel {
+                    node: index,
+                    reason: e.to_string(),
+                })?;
+            if index == node {
+                corrupt(&out)?
+            } else {
+                out
+            }
+        };
+        outputs.push(out);
+    }
+    GraphPhase::from_outputs(model, input, outputs, None)
+}
+
+/// A defender's phase-1 claims for a node whose output it lies about: the true VM trace up to step
+/// `lie_from`, made-up hashes after it, and a fabricated final state after `steps` steps whose
+/// accumulator finishes on the claimed output.
+#[derive(Debug, Clone)]
+pub struct LyingSteps {
+    honest: StepPhase,
+    lie_from: u64,
+    steps: u64,
+    fabricated: FinalClaim,
+}
+
+impl LyingSteps {
+    /// Lies about `honest`'s run so that it ends on `claimed` (the bytes of the output tensor the
+    /// defender claims); the lie starts at step `lie_from` and the claimed run takes `steps`.
+    pub fn new(honest: StepPhase, claimed: &[u8], lie_from: u64, steps: u64) -> Self {
+        let mut state = honest.final_claim().state();
+        let mut acc = OutputAccumulator::from_output(claimed).expect("an output that fit before");
+        let snapshot = acc.snapshot();
+        state.output_acc = snapshot.hash();
+        state.step = steps;
+        let fabricated = FinalClaim {
+            state: state.encode().to_vec(),
+            accumulator: snapshot.encode(),
+            header: honest.final_claim().header.clone(),
+        };
+        Self {
+            lie_from: lie_from.min(steps),
+            honest,
+            steps,
+            fabricated,
+        }
+    }
+
+    /// The fabricated final state.
+    pub fn final_claim(&self) -> &FinalClaim {
+        &self.fabricated
+    }
+}
+
+impl Phase for LyingSteps {
+    type Terminal = Vec<u8>;
+
+    fn name(&self) -> &'static str {
+        "steps"
+    }
+
+    fn len(&self) -> u64 {
+        self.steps
+    }
+
+    fn claim(&mut self, at: u64) -> Result<Hash, PhaseError> {
+        if at >= self.steps {
+            Ok(self.fabricated.state_hash())
+        } else if at >= self.lie_from {
+            let truth = self.honest.claim(at)?;
+            Ok(keccak256(&[&truth[..], b"opml: a made-up state"].concat()))
+        } else {
+            self.honest.claim(at)
+        }
+    }
+
+    fn terminal(&mut self, at: u64) -> Result<Vec<u8>, PhaseError> {
+        self.honest.terminal(at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_round_trip() {
+        let cases = [
+            ("none", Fault::None),
+            (
+                "node=3",
+                Fault::Node {
+                    node: 3,
+                    lie_from: None,
+                },
+            ),
+            (
+                "step=2:1000",
+                Fault::Node {
+                    node: 2,
+                    lie_from: Some(1000),
+                },
+            ),
+            ("output", Fault::Output),
+            ("trace=1", Fault::Trace { node: 1 }),
+            ("steps=4:+7", Fault::StepCount { node: 4, delta: 7 }),
+            ("steps=4:-7", Fault::StepCount { node: 4, delta: -7 }),
+            ("boundary=0", Fault::Boundary { node: 0 }),
+            ("challenger", Fault::Challenger { node: None }),
+            ("challenger=2", Fault::Challenger { node: Some(2) }),
+            ("challenger-random=9", Fault::ChallengerRandom { seed: 9 }),
+            ("challenger-stall=4", Fault::ChallengerStalls { after: 4 }),
+        ];
+        for (spec, fault) in cases {
+            assert_eq!(spec.parse::<Fault>().unwrap(), fault, "{spec}");
+            assert_eq!(fault.to_string().parse::<Fault>().unwrap(), fault, "{spec}");
+        }
+        assert_eq!(
+            "steps=4:7".parse::<Fault>().unwrap().to_string(),
+            "steps=4:+7"
+        );
+        for bad in [
+            "",
+            "node",
+            "node=x",
+            "step=3",
+            "step=a:1",
+            "steps=1:0",
+            "output=2",
+            "flip",
+        ] {
+            let err = bad.parse::<Fault>().unwrap_err().to_string();
+            assert!(err.contains(&format!("`{bad}`")), "{bad}: {err}");
+        }
+    }
+}

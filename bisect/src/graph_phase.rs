@@ -1,0 +1,199 @@
+//! Phase 2: the model's graph nodes, run natively.
+
+use crate::phase::{Phase, PhaseError};
+use crate::step_phase::StepPhase;
+use opml_dnn::executor::{trace_path, trace_root, TRACE_DEPTH};
+use opml_dnn::{Model, Tensor};
+use opml_vm::{Hash, InputTensor};
+use std::sync::Arc;
+
+/// One party's view of a model run: the node outputs it believes in and the trace it claims.
+///
+/// State `i` is the trace root over the first `i` output commitments (state 0 is the empty trace,
+/// state `N` the posted trace root). The outputs are cached, so every claim is a lookup.
+#[derive(Debug, Clone)]
+pub struct GraphPhase {
+    model: Arc<Model>,
+    input: Tensor,
+    input_commitment: Hash,
+    /// The outputs the VM phase of a node reads (its inputs are earlier nodes' outputs).
+    outputs: Vec<Tensor>,
+    /// The trace leaves claimed: normally the outputs' commitments.
+    leaves: Vec<Hash>,
+    /// `roots[i]` = trace state `i`.
+    roots: Vec<Hash>,
+    node_leaves: Vec<Hash>,
+    weight_commitments: Vec<Hash>,
+}
+
+/// Everything of phase 2 that opens node `node`'s VM game: the node as committed in the model, its
+/// input commitments with their proofs, and its output `O_i` with its path in the trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeEvidence {
+    /// The node index `i`.
+    pub node: usize,
+    /// Its op kind code.
+    pub kind: u8,
+    /// Commitment of its params vector (kernel slot 0).
+    pub params: Hash,
+    /// Per input: tag (0 request input, 1 weight, 2 node) and index.
+    pub refs: Vec<(u8, u32)>,
+    /// Path of the node leaf in the model's nodes root.
+    pub node_path: Vec<Hash>,
+    /// Per input: its tensor commitment.
+    pub inputs: Vec<Hash>,
+    /// The weight and node inputs' paths, concatenated in input order.
+    pub input_paths: Vec<Hash>,
+    /// `O_i`.
+    pub output: Hash,
+    /// Path of leaf `i` in trace states `i` and `i + 1`.
+    pub output_path: [Hash; TRACE_DEPTH],
+}
+
+impl GraphPhase {
+    /// The honest view: the model run natively on `input`.
+    pub fn honest(model: Arc<Model>, input: Tensor) -> Result<Self, PhaseError> {
+        let outputs = model.run(&input)?.outputs();
+        Self::from_outputs(model, input, outputs, None)
+    }
+
+    /// A view from given node outputs; `leaves` overrides the trace leaves (normally the outputs'
+    /// commitments), for a party whose trace does not follow its own outputs.
+    pub fn from_outputs(
+        model: Arc<Model>,
+        input: Tensor,
+        outputs: Vec<Tensor>,
+        leaves: Option<Vec<Hash>>,
+    ) -> Result<Self, PhaseError> {
+        let leaves = match leaves {
+            Some(l) => l,
+            None => outputs
+                .iter()
+                .map(Tensor::commitment)
+                .collect::<Result<_, _>>()?,
+        };
+        let roots = (0..=leaves.len())
+            .map(|i| trace_root(&leaves[..i]))
+            .collect();
+        Ok(Self {
+            input_commitment: input.commitment()?,
+            node_leaves: model.node_leaves()?,
+            weight_commitments: model.weight_commitments()?,
+            model,
+            input,
+            outputs,
+            leaves,
+            roots,
+        })
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Arc<Model> {
+        &self.model
+    }
+
+    /// The request input.
+    pub fn input(&self) -> &Tensor {
+        &self.input
+    }
+
+    /// The node outputs of this view.
+    pub fn outputs(&self) -> &[Tensor] {
+        &self.outputs
+    }
+
+    /// The output commitment this view posts: the last trace leaf.
+    pub fn output_commitment(&self) -> Hash {
+        *self.leaves.last().expect("a checked model has nodes")
+    }
+
+    /// The trace root this view posts.
+    pub fn trace_root(&self) -> Hash {
+        *self.roots.last().expect("roots has N + 1 entries")
+    }
+
+    /// The claimed leaf `O_i`.
+    pub fn leaf(&self, node: usize) -> Hash {
+        self.leaves[node]
+    }
+
+    /// Node `node`'s kernel run in the VM on this view's outputs, recorded with checkpoints.
+    pub fn step_phase(&self, node: usize, max_steps: u64) -> Result<StepPhase, PhaseError> {
+        let inputs = self
+            .model
+            .node_inputs(node, &self.input, &self.outputs[..node])?;
+        let (machine, header) = self.model.manifest.nodes[node]
+            .op
+            .machine(&inputs)
+            .map_err(|e| PhaseError::Kernel {
+                node,
+                reason: e.to_string(),
+            })?;
+        StepPhase::record(node, machine, header, max_steps)
+    }
+}
+
+impl Phase for GraphPhase {
+    type Terminal = NodeEvidence;
+
+    fn name(&self) -> &'static str {
+        "nodes"
+    }
+
+    fn len(&self) -> u64 {
+        self.leaves.len() as u64
+    }
+
+    fn claim(&mut self, at: u64) -> Result<Hash, PhaseError> {
+        Ok(self.roots[(at as usize).min(self.leaves.len())])
+    }
+
+    fn terminal(&mut self, at: u64) -> Result<NodeEvidence, PhaseError> {
+        let node = at as usize;
+        if node >= self.leaves.len() {
+            return Err(PhaseError::OutOfRange {
+                at,
+                len: self.len(),
+            });
+        }
+        let op = &self.model.manifest.nodes[node].op;
+        let inputs = self
+            .model
+            .node_inputs(node, &self.input, &self.outputs[..node])?;
+        let params = op
+            .params(&inputs)
+            .map_err(|e| PhaseError::Kernel {
+                node,
+                reason: e.to_string(),
+            })?
+            .commitment()?;
+        let refs = self.model.input_refs(node);
+        let weights = InputTensor::from_bytes(self.weight_commitments.concat());
+        let mut input_commitments = Vec::with_capacity(refs.len());
+        let mut input_paths = Vec::new();
+        for &(tag, index) in &refs {
+            match tag {
+                0 => input_commitments.push(self.input_commitment),
+                1 => {
+                    input_commitments.push(self.weight_commitments[index as usize]);
+                    input_paths.extend(weights.chunk_path(index));
+                }
+                _ => {
+                    input_commitments.push(self.leaves[index as usize]);
+                    input_paths.extend(trace_path(&self.leaves[..node], index as usize));
+                }
+            }
+        }
+        Ok(NodeEvidence {
+            node,
+            kind: op.kind() as u8,
+            params,
+            refs,
+            node_path: InputTensor::from_bytes(self.node_leaves.concat()).chunk_path(node as u32),
+            inputs: input_commitments,
+            input_paths,
+            output: self.leaves[node],
+            output_path: trace_path(&self.leaves[..=node], node),
+        })
+    }
+}

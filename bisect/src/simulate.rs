@@ -1,0 +1,454 @@
+//! A whole dispute between an honest party and a faulty one, played through a chain: deploy,
+//! register, request, post, challenge, every move to the end, finalize; with a transcript.
+
+use crate::client::{ClientError, GameClient, GameView, Side};
+use crate::deploy::{Deployment, GameParams};
+use crate::dissection::rounds_bound;
+use crate::party::{Challenger, Move, PartyError, Submitter};
+use crate::Fault;
+use alloy::primitives::U256;
+use alloy::providers::{DynProvider, Provider};
+use opml_dnn::{Model, Tensor};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct SimulateOptions {
+    /// The faulty party and its fault.
+    pub fault: Fault,
+    /// The game's parameters (arity, bonds, window, clock).
+    pub params: GameParams,
+    /// Where the model's files are, as registered.
+    pub model_uri: String,
+}
+
+/// The accounts of a simulation: each provider signs as its party.
+#[derive(Debug, Clone)]
+pub struct Accounts {
+    /// Deploys the contracts and posts the request.
+    pub deployer: DynProvider,
+    /// Registers the model and posts and defends the result.
+    pub submitter: DynProvider,
+    /// Challenges.
+    pub challenger: DynProvider,
+}
+
+/// One transaction of the transcript.
+#[derive(Debug, Clone, Serialize)]
+pub struct MoveRecord {
+    /// Who sent it.
+    pub party: Side,
+    /// What it was: post-result, challenge, claims, pick, open-node, prove-step, timeout, finalize.
+    pub action: &'static str,
+    /// The game's phase when it was sent (2 nodes, 1 steps, 0 none).
+    pub phase: u8,
+    /// The disputed segment when it was sent.
+    pub segment: [u64; 2],
+    /// What it said, for a person.
+    pub detail: String,
+    /// Gas of the whole transaction (0 when refused).
+    pub gas: u64,
+    /// Wall time from deciding the move to its receipt, in milliseconds.
+    pub ms: f64,
+    /// The contract's refusal, when it refused the move.
+    pub refused: Option<String>,
+}
+
+/// Gas per party.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct PartyGas {
+    /// The submitter's transactions.
+    pub submitter: u64,
+    /// The challenger's transactions.
+    pub challenger: u64,
+}
+
+/// Where the bonds went.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Bonds {
+    /// The result bond (wei).
+    pub result_bond: U256,
+    /// The challenge bond (wei).
+    pub challenge_bond: U256,
+    /// Credited to the submitter at the end.
+    pub submitter_credit: U256,
+    /// Credited to the challenger at the end.
+    pub challenger_credit: U256,
+    /// Still locked in the contract.
+    pub locked: U256,
+    /// Credited, not yet withdrawn.
+    pub owed: U256,
+    /// The contract's balance (always `locked + owed`).
+    pub balance: U256,
+}
+
+/// The outcome of a simulated dispute.
+#[derive(Debug, Clone, Serialize)]
+pub struct Transcript {
+    /// The model's name.
+    pub model: String,
+    /// The fault spec.
+    pub fault: String,
+    /// The game parameters.
+    pub params: GameParams,
+    /// Graph nodes of the model.
+    pub nodes: usize,
+    /// The node phase 1 ran on, if the game got there.
+    pub disputed_node: Option<u32>,
+    /// The VM steps claimed for that node.
+    pub node_steps: Option<u64>,
+    /// Every transaction.
+    pub moves: Vec<MoveRecord>,
+    /// Dissection rounds played (one pick each).
+    pub rounds: u32,
+    /// `ceil(log_k nodes) + ceil(log_k steps)` (the second term when phase 1 was reached).
+    pub rounds_bound: u32,
+    /// Total gas per party.
+    pub gas: PartyGas,
+    /// The largest single transaction's gas.
+    pub largest_tx: u64,
+    /// Who won: the submitter when its result stands.
+    pub winner: Side,
+    /// Whether the result ended final or rejected.
+    pub result: &'static str,
+    /// The bonds.
+    pub bonds: Bonds,
+    /// Wall time of the whole simulation, deployment included, in milliseconds.
+    pub wall_ms: f64,
+}
+
+/// Why a simulation did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum SimulateError {
+    /// A chain call failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// A party could not compute its move.
+    #[error(transparent)]
+    Party(#[from] PartyError),
+    /// The contract's books do not add up.
+    #[error("the game's balance does not add up: {0}")]
+    Accounting(String),
+    /// Neither side could move and no clock was running.
+    #[error("the game is stuck: {0}")]
+    Stuck(String),
+}
+
+fn short(h: &[u8; 32]) -> String {
+    format!("0x{}…", hex::encode(&h[..4]))
+}
+
+fn describe(mv: &Move, view: Option<&GameView>) -> String {
+    match mv {
+        Move::Claims(claims) => format!(
+            "claims [{}]",
+            claims.iter().map(short).collect::<Vec<_>>().join(", ")
+        ),
+        Move::Pick { index, .. } => format!("sub-segment {index}"),
+        Move::OpenNode(o) => format!(
+            "node {}: output {} after {} VM steps",
+            o.evidence.node,
+            short(&o.evidence.output),
+            o.final_claim.state().step
+        ),
+        Move::ProveStep(w) => format!(
+            "step {} ({} bytes of witness)",
+            view.map_or(0, |v| v.lo),
+            w.len()
+        ),
+        Move::Timeout => format!(
+            "the {:?}'s clock ran out",
+            view.map_or(Side::Submitter, |v| v.turn)
+        ),
+    }
+}
+
+async fn advance_time(provider: &DynProvider, seconds: u64) -> Result<(), ClientError> {
+    let chain = |source: alloy::transports::TransportError| ClientError::Chain {
+        what: "advance time",
+        source: Box::new(source.into()),
+    };
+    let _: serde_json::Value = provider
+        .raw_request("evm_increaseTime".into(), (seconds,))
+        .await
+        .map_err(chain)?;
+    let _: serde_json::Value = provider
+        .raw_request("evm_mine".into(), ())
+        .await
+        .map_err(chain)?;
+    Ok(())
+}
+
+/// Plays one whole dispute of `model` on `input` through `accounts`' chain (which must serve
+/// `evm_increaseTime` and `evm_mine`, as the embedded chain and Hardhat's node do).
+pub async fn simulate(
+    accounts: &Accounts,
+    model: Arc<Model>,
+    input: Tensor,
+    options: &SimulateOptions,
+) -> Result<Transcript, SimulateError> {
+    let start = Instant::now();
+    let params = options.params;
+    let deployment = Deployment::deploy(&accounts.deployer, &params).await?;
+    let (_, commitment) = deployment
+        .register_model(&accounts.submitter, &model, &options.model_uri)
+        .await?;
+    let requester = GameClient::new(deployment.game, accounts.deployer.clone()).await?;
+    let defender = GameClient::new(deployment.game, accounts.submitter.clone()).await?;
+    let attacker = GameClient::new(deployment.game, accounts.challenger.clone()).await?;
+    let spec = &model.manifest.input;
+    let header = opml_dnn::tensor::header(spec.dtype, &spec.shape)
+        .map_err(|e| ClientError::Malformed(e.to_string()))?;
+    let (_, request) = requester
+        .request(commitment, &header, &input.to_le_bytes())
+        .await?;
+
+    let mut submitter = Submitter::new(model.clone(), input.clone(), options.fault)?;
+    let mut challenger = Challenger::new(model.clone(), input, options.fault)?;
+    let mut moves = Vec::new();
+    let mut record = |party, action, view: Option<&GameView>, detail, gas, t: Instant, refused| {
+        moves.push(MoveRecord {
+            party,
+            action,
+            phase: view.map_or(0, |v| v.phase),
+            segment: view.map_or([0, 0], |v| [v.lo, v.hi]),
+            detail,
+            gas,
+            ms: t.elapsed().as_secs_f64() * 1e3,
+            refused,
+        });
+    };
+
+    let t = Instant::now();
+    let (tx, result) = defender
+        .submit_result(
+            request,
+            submitter.output(),
+            submitter.trace_root(),
+            params.result_bond,
+        )
+        .await?;
+    record(
+        Side::Submitter,
+        "post-result",
+        None,
+        format!(
+            "output {}, trace root {}",
+            short(&submitter.output()),
+            short(&submitter.trace_root())
+        ),
+        tx.gas,
+        t,
+        None,
+    );
+
+    let mut game_id = None;
+    let mut disputed_node = None;
+    let mut node_steps = None;
+    if challenger.disputes(submitter.output(), submitter.trace_root()) {
+        let t = Instant::now();
+        let (tx, game) = attacker.challenge(result, params.challenge_bond).await?;
+        game_id = Some(game);
+        record(
+            Side::Challenger,
+            "challenge",
+            None,
+            format!("result {result}: game {game}"),
+            tx.gas,
+            t,
+            None,
+        );
+        let mut idle = 0;
+        loop {
+            let view = defender.view(game).await?;
+            if view.is_over() {
+                break;
+            }
+            if view.phase == 1 && disputed_node.is_none() {
+                disputed_node = Some(view.node);
+                node_steps = Some(view.hi);
+            }
+            let t = Instant::now();
+            let mut moved = false;
+            for side in [Side::Submitter, Side::Challenger] {
+                let mv = match side {
+                    Side::Submitter => submitter.next_move(&view)?,
+                    Side::Challenger => challenger.next_move(&view)?,
+                };
+                let Some(mv) = mv else { continue };
+                let client = if side == Side::Submitter {
+                    &defender
+                } else {
+                    &attacker
+                };
+                let detail = describe(&mv, Some(&view));
+                match client.play(game, &mv).await {
+                    Ok(tx) => record(side, mv.name(), Some(&view), detail, tx.gas, t, None),
+                    Err(e) if e.is_rejection() => {
+                        tracing::warn!("{side:?}'s {} refused: {e}", mv.name());
+                        record(
+                            side,
+                            mv.name(),
+                            Some(&view),
+                            detail,
+                            0,
+                            t,
+                            Some(e.to_string()),
+                        );
+                        match side {
+                            Side::Submitter => submitter.refused(),
+                            Side::Challenger => challenger.refused(),
+                        }
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                tracing::info!(
+                    "{side:?} {} in phase {} on [{}, {}]",
+                    mv.name(),
+                    view.phase,
+                    view.lo,
+                    view.hi
+                );
+                moved = true;
+                break;
+            }
+            if moved {
+                idle = 0;
+                continue;
+            }
+            // The side to move does not move: let its clock run out.
+            idle += 1;
+            if idle > 2 {
+                return Err(SimulateError::Stuck(format!(
+                    "nobody moves in game {game} at phase {} [{}, {}]",
+                    view.phase, view.lo, view.hi
+                )));
+            }
+            advance_time(&accounts.deployer, view.clock_left(view.turn) + 1).await?;
+        }
+    }
+
+    // Past the window, a result that stands becomes final.
+    let contract = defender.contract();
+    let posted = contract
+        .result(result)
+        .call()
+        .await
+        .map_err(|source| ClientError::Chain {
+            what: "read result",
+            source: Box::new(source),
+        })?;
+    let now = defender.now().await?;
+    if posted.status == 1 {
+        if now < posted.deadline {
+            advance_time(&accounts.deployer, posted.deadline - now).await?;
+        }
+        let t = Instant::now();
+        let tx = defender.finalize(result).await?;
+        record(
+            Side::Submitter,
+            "finalize",
+            None,
+            format!("result {result} is final"),
+            tx.gas,
+            t,
+            None,
+        );
+    }
+    let posted = contract
+        .result(result)
+        .call()
+        .await
+        .map_err(|source| ClientError::Chain {
+            what: "read result",
+            source: Box::new(source),
+        })?;
+    let read = |what: &'static str| {
+        move |source| ClientError::Chain {
+            what,
+            source: Box::new(source),
+        }
+    };
+    let credit = |who| async move {
+        contract
+            .credit(who)
+            .call()
+            .await
+            .map_err(read("read credit"))
+    };
+    let challenger_address = match game_id {
+        Some(id) => {
+            contract
+                .game(id)
+                .call()
+                .await
+                .map_err(read("read game"))?
+                .challenger
+        }
+        None => alloy::primitives::Address::ZERO,
+    };
+    let bonds = Bonds {
+        result_bond: params.result_bond,
+        challenge_bond: params.challenge_bond,
+        submitter_credit: credit(posted.submitter).await?,
+        challenger_credit: credit(challenger_address).await?,
+        locked: contract
+            .locked()
+            .call()
+            .await
+            .map_err(read("read locked"))?,
+        owed: contract.owed().call().await.map_err(read("read owed"))?,
+        balance: contract
+            .provider()
+            .get_balance(deployment.game)
+            .await
+            .map_err(|e| read("read balance")(e.into()))?,
+    };
+    if bonds.balance != bonds.locked + bonds.owed {
+        return Err(SimulateError::Accounting(format!(
+            "balance {} != locked {} + owed {}",
+            bonds.balance, bonds.locked, bonds.owed
+        )));
+    }
+
+    let mut gas = PartyGas::default();
+    for m in &moves {
+        match m.party {
+            Side::Submitter => gas.submitter += m.gas,
+            Side::Challenger => gas.challenger += m.gas,
+        }
+    }
+    let rounds = moves
+        .iter()
+        .filter(|m| m.action == "pick" && m.refused.is_none())
+        .count() as u32;
+    let nodes = model.manifest.nodes.len();
+    Ok(Transcript {
+        model: model.manifest.name.clone(),
+        fault: options.fault.to_string(),
+        params,
+        nodes,
+        disputed_node,
+        node_steps,
+        rounds,
+        rounds_bound: rounds_bound(nodes as u64, params.arity)
+            + node_steps.map_or(0, |t| rounds_bound(t, params.arity)),
+        gas,
+        largest_tx: moves.iter().map(|m| m.gas).max().unwrap_or(0),
+        winner: if posted.status == 2 {
+            Side::Submitter
+        } else {
+            Side::Challenger
+        },
+        result: if posted.status == 2 {
+            "final"
+        } else {
+            "rejected"
+        },
+        moves,
+        bonds,
+        wall_ms: start.elapsed().as_secs_f64() * 1e3,
+    })
+}
