@@ -2,6 +2,7 @@
 //! researchers.
 
 mod bench;
+mod dispute;
 mod model;
 mod onchain;
 mod vm;
@@ -52,6 +53,9 @@ enum Command {
     /// Benchmarks of proof costs.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Dispute games: simulate a whole dispute between an honest and a faulty party.
+    #[command(subcommand)]
+    Dispute(dispute::DisputeCommand),
 }
 
 #[derive(Subcommand)]
@@ -81,6 +85,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Dnn(args)) => model::bench_dnn(args),
         Command::Model(cmd) => model::run(cmd),
         Command::Infer(args) => model::infer(args),
+        Command::Dispute(cmd) => dispute::run(cmd),
     };
     match result {
         Ok(code) => code,

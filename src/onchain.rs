@@ -3,6 +3,7 @@
 
 use crate::vm::ProgramArgs;
 use crate::EXIT_MISMATCH;
+use alloy::providers::DynProvider;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -25,31 +26,47 @@ pub(crate) struct ChainArgs {
 }
 
 impl ChainArgs {
-    /// Deploys a Step contract where asked; returns it and a name for reports.
-    async fn deploy_step(&self) -> Result<(OnchainStep, String)> {
-        let signer = dev_signer(0);
-        let (provider, name) = match &self.rpc {
-            None => (
-                EmbeddedChain::default().provider(signer),
-                "embedded".to_string(),
-            ),
+    /// Providers signing as dev accounts `0..accounts` of the Hardhat/Anvil test mnemonic, all on
+    /// the same chain (checked to be reachable), and a name of the chain for reports.
+    pub(crate) async fn providers(&self, accounts: u32) -> Result<(Vec<DynProvider>, String)> {
+        let (providers, name): (Vec<DynProvider>, String) = match &self.rpc {
+            None => {
+                let chain = EmbeddedChain::default();
+                (
+                    (0..accounts)
+                        .map(|i| chain.provider(dev_signer(i)))
+                        .collect(),
+                    "embedded".to_string(),
+                )
+            }
             Some(url) => {
-                let url = url
+                let url: alloy::transports::http::reqwest::Url = url
                     .parse()
                     .with_context(|| format!("--rpc {url}: not a URL"))?;
-                let provider = alloy::providers::ProviderBuilder::new()
-                    .wallet(alloy::network::EthereumWallet::from(signer))
-                    .connect_http(url);
                 (
-                    alloy::providers::Provider::erased(provider),
-                    self.rpc.clone().unwrap_or_default(),
+                    (0..accounts)
+                        .map(|i| {
+                            alloy::providers::Provider::erased(
+                                alloy::providers::ProviderBuilder::new()
+                                    .wallet(alloy::network::EthereumWallet::from(dev_signer(i)))
+                                    .connect_http(url.clone()),
+                            )
+                        })
+                        .collect(),
+                    url.to_string(),
                 )
             }
         };
-        opml_contracts::step::chain_id(&provider)
+        opml_contracts::step::chain_id(&providers[0])
             .await
             .with_context(|| format!("reaching the chain ({name})"))?;
-        let step = OnchainStep::deploy(provider)
+        Ok((providers, name))
+    }
+
+    /// Deploys a Step contract where asked; returns it and a name for reports.
+    async fn deploy_step(&self) -> Result<(OnchainStep, String)> {
+        let (mut providers, name) = self.providers(1).await?;
+        let step = OnchainStep::deploy(providers.remove(0))
             .await
             .context("deploying the Step contract")?;
         Ok((step, name))
@@ -192,7 +209,7 @@ fn hex32(h: &[u8; 32]) -> String {
     format!("0x{}", hex::encode(h))
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

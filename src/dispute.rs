@@ -1,0 +1,166 @@
+//! `opml dispute simulate`: a whole two-phase dispute between an honest party and a faulty one, on
+//! the embedded chain or a JSON-RPC node, with its transcript.
+
+use crate::onchain::{runtime, ChainArgs};
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use opml_bisect::simulate::{Accounts, Transcript};
+use opml_bisect::{simulate, Fault, GameParams, SimulateOptions};
+use opml_dnn::mnist::{quantize_image, read_pgm};
+use opml_dnn::Model;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Dispute games.
+#[derive(Subcommand)]
+pub(crate) enum DisputeCommand {
+    /// Play a whole dispute about MODEL on INPUT between an honest party and a faulty one: deploy
+    /// the contracts, register the model, post the request and the result, challenge, play every
+    /// move (graph nodes, then the VM steps of one node, down to one step the chain executes) and
+    /// print each move's phase, segment, gas and time, then the rounds, the gas per party, the
+    /// winner and the bonds. Exit status 1 when the honest party did not win.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct SimulateArgs {
+    /// Model directory (model.json and its weights), e.g. models/mnist-cnn.
+    model: PathBuf,
+    /// The input: a 28x28 PGM image (e.g. data/mnist/samples/digit-0-label-7.pgm).
+    input: PathBuf,
+    /// Who lies and how: node=K (the submitter flips a value of node K's output), output (a wrong
+    /// output with a true trace), step=K:N (node K corrupted, phase-1 claims false from VM step
+    /// N), trace=K (true output, wrong trace leaf K), steps=K:+D (node K corrupted, claims T+D VM
+    /// steps), boundary=K (node K corrupted, opened with the true VM final state), challenger[=K]
+    /// (an honest result disputed by a challenger wrong about node K), challenger-random[=SEED],
+    /// challenger-stall[=N], or none.
+    #[arg(long, default_value = "node=1")]
+    fault: Fault,
+    /// Sub-segments per dissection move (2 = bisection).
+    #[arg(long, default_value_t = 2)]
+    arity: u64,
+    /// Seconds on each party's chess clock.
+    #[arg(long, default_value_t = 1800)]
+    clock: u64,
+    /// Seconds a result may be challenged.
+    #[arg(long, default_value_t = 3600)]
+    window: u64,
+    /// Print the transcript as one JSON object.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    chain: ChainArgs,
+}
+
+pub(crate) fn run(cmd: DisputeCommand) -> Result<ExitCode> {
+    match cmd {
+        DisputeCommand::Simulate(args) => simulate_cmd(args),
+    }
+}
+
+fn simulate_cmd(args: SimulateArgs) -> Result<ExitCode> {
+    let model = Arc::new(Model::load(&args.model)?);
+    let input = quantize_image(&read_pgm(&args.input)?);
+    let options = SimulateOptions {
+        fault: args.fault,
+        params: GameParams {
+            arity: args.arity,
+            clock: args.clock,
+            challenge_window: args.window,
+            ..GameParams::default()
+        },
+        model_uri: format!("file:{}", args.model.display()),
+    };
+    let transcript = runtime()?.block_on(async {
+        let (providers, _) = args.chain.providers(3).await?;
+        let accounts = Accounts {
+            deployer: providers[0].clone(),
+            submitter: providers[1].clone(),
+            challenger: providers[2].clone(),
+        };
+        simulate(&accounts, model, input, &options)
+            .await
+            .context("simulating the dispute")
+    })?;
+    let honest_won = match options.fault {
+        Fault::None => true,
+        f if f.is_submitters() => transcript.winner == opml_bisect::Side::Challenger,
+        _ => transcript.winner == opml_bisect::Side::Submitter,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&transcript)?);
+    } else {
+        print_transcript(&transcript);
+    }
+    Ok(if honest_won {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(crate::EXIT_MISMATCH)
+    })
+}
+
+fn ether(wei: alloy::primitives::U256) -> String {
+    alloy::primitives::utils::format_ether(wei)
+}
+
+fn print_transcript(t: &Transcript) {
+    println!(
+        "dispute of {} ({} nodes), fault {}, arity {}",
+        t.model, t.nodes, t.fault, t.params.arity
+    );
+    println!(
+        "{:>3}  {:<10}  {:<11}  {:>5}  {:>21}  {:>9}  {:>8}  detail",
+        "#", "party", "move", "phase", "segment", "gas", "ms"
+    );
+    for (i, m) in t.moves.iter().enumerate() {
+        let segment = if m.phase == 0 {
+            String::new()
+        } else {
+            format!("[{}, {}]", m.segment[0], m.segment[1])
+        };
+        println!(
+            "{:>3}  {:<10}  {:<11}  {:>5}  {:>21}  {:>9}  {:>8.1}  {}{}",
+            i + 1,
+            format!("{:?}", m.party).to_lowercase(),
+            m.action,
+            if m.phase == 0 {
+                String::new()
+            } else {
+                m.phase.to_string()
+            },
+            segment,
+            m.gas,
+            m.ms,
+            m.detail,
+            m.refused
+                .as_ref()
+                .map(|r| format!("  REFUSED: {r}"))
+                .unwrap_or_default()
+        );
+    }
+    if let (Some(node), Some(steps)) = (t.disputed_node, t.node_steps) {
+        println!("disputed node {node}: {steps} VM steps claimed");
+    }
+    println!(
+        "rounds: {} (bound ceil(log_k nodes) + ceil(log_k steps) = {})",
+        t.rounds, t.rounds_bound
+    );
+    println!(
+        "gas: submitter {}, challenger {}; largest transaction {}",
+        t.gas.submitter, t.gas.challenger, t.largest_tx
+    );
+    println!("winner: {:?} (result {})", t.winner, t.result);
+    println!(
+        "bonds: result {} ETH, challenge {} ETH; credited to submitter {} ETH, to challenger {} ETH; \
+         locked {} + owed {} = balance {} ETH",
+        ether(t.bonds.result_bond),
+        ether(t.bonds.challenge_bond),
+        ether(t.bonds.submitter_credit),
+        ether(t.bonds.challenger_credit),
+        ether(t.bonds.locked),
+        ether(t.bonds.owed),
+        ether(t.bonds.balance)
+    );
+    println!("wall time: {:.2} s", t.wall_ms / 1e3);
+}
