@@ -171,6 +171,25 @@ impl ClientError {
     }
 }
 
+/// Moves the chain's clock forward by `seconds` and mines a block (`evm_increaseTime`, `evm_mine`:
+/// the embedded chain and Hardhat's node serve both), to let a stalled party's clock run out or a
+/// challenge window pass.
+pub async fn advance_time(provider: &DynProvider, seconds: u64) -> Result<(), ClientError> {
+    let chain = |source: alloy::transports::TransportError| ClientError::Chain {
+        what: "advance time",
+        source: Box::new(source.into()),
+    };
+    let _: serde_json::Value = provider
+        .raw_request("evm_increaseTime".into(), (seconds,))
+        .await
+        .map_err(chain)?;
+    let _: serde_json::Value = provider
+        .raw_request("evm_mine".into(), ())
+        .await
+        .map_err(chain)?;
+    Ok(())
+}
+
 /// A deployed `DisputeGame` reached by one party's provider (whose signer makes its moves).
 #[derive(Debug, Clone)]
 pub struct GameClient {
@@ -299,6 +318,14 @@ impl GameClient {
     pub async fn finalize(&self, result: u64) -> Result<TxOutcome, ClientError> {
         Ok(self
             .send("finalize", self.contract.finalize(result))
+            .await?
+            .0)
+    }
+
+    /// Closes a game whose result another game already rejected (its challenger's bond back).
+    pub async fn close_settled(&self, game: u64) -> Result<TxOutcome, ClientError> {
+        Ok(self
+            .send("close settled game", self.contract.closeSettled(game))
             .await?
             .0)
     }

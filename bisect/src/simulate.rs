@@ -1,7 +1,7 @@
 //! A whole dispute between an honest party and a faulty one, played through a chain: deploy,
 //! register, request, post, challenge, every move to the end, finalize; with a transcript.
 
-use crate::client::{ClientError, GameClient, GameView, Side};
+use crate::client::{advance_time, ClientError, GameClient, GameView, Side};
 use crate::deploy::{Deployment, GameParams};
 use crate::dissection::rounds_bound;
 use crate::party::{Challenger, Move, PartyError, Submitter};
@@ -163,22 +163,6 @@ fn describe(mv: &Move, view: Option<&GameView>) -> String {
             view.map_or(Side::Submitter, |v| v.turn)
         ),
     }
-}
-
-async fn advance_time(provider: &DynProvider, seconds: u64) -> Result<(), ClientError> {
-    let chain = |source: alloy::transports::TransportError| ClientError::Chain {
-        what: "advance time",
-        source: Box::new(source.into()),
-    };
-    let _: serde_json::Value = provider
-        .raw_request("evm_increaseTime".into(), (seconds,))
-        .await
-        .map_err(chain)?;
-    let _: serde_json::Value = provider
-        .raw_request("evm_mine".into(), ())
-        .await
-        .map_err(chain)?;
-    Ok(())
 }
 
 /// Plays one whole dispute of `model` on `input` through `accounts`' chain (which must serve
