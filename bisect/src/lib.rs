@@ -23,5 +23,8 @@ pub use fault::Fault;
 pub use graph_phase::{GraphPhase, NodeEvidence};
 pub use party::{Challenger, Move, NodeOpening, PartyError, Submitter};
 pub use phase::{Phase, PhaseError};
-pub use simulate::{simulate, Accounts, MoveRecord, SimulateError, SimulateOptions, Transcript};
+pub use simulate::{
+    play_game, simulate, Accounts, MoveRecord, PlayedGame, SimulateError, SimulateOptions,
+    Transcript,
+};
 pub use step_phase::{FinalClaim, StepPhase};

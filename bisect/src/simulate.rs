@@ -136,7 +136,31 @@ pub enum SimulateError {
     Stuck(String),
 }
 
-fn short(h: &[u8; 32]) -> String {
+impl MoveRecord {
+    /// A transaction sent at `start` by `party`, in the state `view` of its game (if any).
+    pub fn new(
+        party: Side,
+        action: &'static str,
+        view: Option<&GameView>,
+        detail: String,
+        gas: u64,
+        start: Instant,
+    ) -> Self {
+        Self {
+            party,
+            action,
+            phase: view.map_or(0, |v| v.phase),
+            segment: view.map_or([0, 0], |v| [v.lo, v.hi]),
+            detail,
+            gas,
+            ms: start.elapsed().as_secs_f64() * 1e3,
+            refused: None,
+        }
+    }
+}
+
+/// The first bytes of a hash, for people.
+pub fn short(h: &[u8; 32]) -> String {
     format!("0x{}…", hex::encode(&h[..4]))
 }
 
@@ -192,18 +216,7 @@ pub async fn simulate(
     let mut submitter = Submitter::new(model.clone(), input.clone(), options.fault)?;
     let mut challenger = Challenger::new(model.clone(), input, options.fault)?;
     let mut moves = Vec::new();
-    let mut record = |party, action, view: Option<&GameView>, detail, gas, t: Instant, refused| {
-        moves.push(MoveRecord {
-            party,
-            action,
-            phase: view.map_or(0, |v| v.phase),
-            segment: view.map_or([0, 0], |v| [v.lo, v.hi]),
-            detail,
-            gas,
-            ms: t.elapsed().as_secs_f64() * 1e3,
-            refused,
-        });
-    };
+    let mut record = |m: MoveRecord| moves.push(m);
 
     let t = Instant::now();
     let (tx, result) = defender
@@ -214,7 +227,7 @@ pub async fn simulate(
             params.result_bond,
         )
         .await?;
-    record(
+    record(MoveRecord::new(
         Side::Submitter,
         "post-result",
         None,
@@ -225,8 +238,7 @@ pub async fn simulate(
         ),
         tx.gas,
         t,
-        None,
-    );
+    ));
 
     let mut game_id = None;
     let mut disputed_node = None;
@@ -235,83 +247,24 @@ pub async fn simulate(
         let t = Instant::now();
         let (tx, game) = attacker.challenge(result, params.challenge_bond).await?;
         game_id = Some(game);
-        record(
+        record(MoveRecord::new(
             Side::Challenger,
             "challenge",
             None,
             format!("result {result}: game {game}"),
             tx.gas,
             t,
-            None,
-        );
-        let mut idle = 0;
-        loop {
-            let view = defender.view(game).await?;
-            if view.is_over() {
-                break;
-            }
-            if view.phase == 1 && disputed_node.is_none() {
-                disputed_node = Some(view.node);
-                node_steps = Some(view.hi);
-            }
-            let t = Instant::now();
-            let mut moved = false;
-            for side in [Side::Submitter, Side::Challenger] {
-                let mv = match side {
-                    Side::Submitter => submitter.next_move(&view)?,
-                    Side::Challenger => challenger.next_move(&view)?,
-                };
-                let Some(mv) = mv else { continue };
-                let client = if side == Side::Submitter {
-                    &defender
-                } else {
-                    &attacker
-                };
-                let detail = describe(&mv, Some(&view));
-                match client.play(game, &mv).await {
-                    Ok(tx) => record(side, mv.name(), Some(&view), detail, tx.gas, t, None),
-                    Err(e) if e.is_rejection() => {
-                        tracing::warn!("{side:?}'s {} refused: {e}", mv.name());
-                        record(
-                            side,
-                            mv.name(),
-                            Some(&view),
-                            detail,
-                            0,
-                            t,
-                            Some(e.to_string()),
-                        );
-                        match side {
-                            Side::Submitter => submitter.refused(),
-                            Side::Challenger => challenger.refused(),
-                        }
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-                tracing::info!(
-                    "{side:?} {} in phase {} on [{}, {}]",
-                    mv.name(),
-                    view.phase,
-                    view.lo,
-                    view.hi
-                );
-                moved = true;
-                break;
-            }
-            if moved {
-                idle = 0;
-                continue;
-            }
-            // The side to move does not move: let its clock run out.
-            idle += 1;
-            if idle > 2 {
-                return Err(SimulateError::Stuck(format!(
-                    "nobody moves in game {game} at phase {} [{}, {}]",
-                    view.phase, view.lo, view.hi
-                )));
-            }
-            advance_time(&accounts.deployer, view.clock_left(view.turn) + 1).await?;
-        }
+        ));
+        let played = play_game(
+            &accounts.deployer,
+            game,
+            (&defender, &mut submitter),
+            (&attacker, &mut challenger),
+            &mut record,
+        )
+        .await?;
+        disputed_node = played.node;
+        node_steps = played.steps;
     }
 
     // Past the window, a result that stands becomes final.
@@ -331,15 +284,14 @@ pub async fn simulate(
         }
         let t = Instant::now();
         let tx = defender.finalize(result).await?;
-        record(
+        record(MoveRecord::new(
             Side::Submitter,
             "finalize",
             None,
             format!("result {result} is final"),
             tx.gas,
             t,
-            None,
-        );
+        ));
     }
     let posted = contract
         .result(result)
@@ -435,4 +387,98 @@ pub async fn simulate(
         bonds,
         wall_ms: start.elapsed().as_secs_f64() * 1e3,
     })
+}
+
+/// What a game that was played to its end reached.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlayedGame {
+    /// The node phase 1 ran on, if the game got there.
+    pub node: Option<u32>,
+    /// The VM steps claimed for that node.
+    pub steps: Option<u64>,
+}
+
+/// Plays game `game` to its end between `defender` and `attacker`, each through its own client;
+/// `record` gets every transaction. A side that does not move has its clock run out (the chain's
+/// time is moved through `time`), and the other side ends the game.
+pub async fn play_game(
+    time: &DynProvider,
+    game: u64,
+    defender: (&GameClient, &mut Submitter),
+    attacker: (&GameClient, &mut Challenger),
+    record: &mut impl FnMut(MoveRecord),
+) -> Result<PlayedGame, SimulateError> {
+    let (defender, submitter) = defender;
+    let (attacker, challenger) = attacker;
+    let mut played = PlayedGame::default();
+    let mut idle = 0;
+    loop {
+        let view = defender.view(game).await?;
+        if view.is_over() {
+            break;
+        }
+        if view.phase == 1 && played.node.is_none() {
+            played.node = Some(view.node);
+            played.steps = Some(view.hi);
+        }
+        let t = Instant::now();
+        let mut moved = false;
+        for side in [Side::Submitter, Side::Challenger] {
+            let mv = match side {
+                Side::Submitter => submitter.next_move(&view)?,
+                Side::Challenger => challenger.next_move(&view)?,
+            };
+            let Some(mv) = mv else { continue };
+            let client = if side == Side::Submitter {
+                defender
+            } else {
+                attacker
+            };
+            let detail = describe(&mv, Some(&view));
+            match client.play(game, &mv).await {
+                Ok(tx) => record(MoveRecord::new(
+                    side,
+                    mv.name(),
+                    Some(&view),
+                    detail,
+                    tx.gas,
+                    t,
+                )),
+                Err(e) if e.is_rejection() => {
+                    tracing::warn!("{side:?}'s {} refused: {e}", mv.name());
+                    let mut refused = MoveRecord::new(side, mv.name(), Some(&view), detail, 0, t);
+                    refused.refused = Some(e.to_string());
+                    record(refused);
+                    match side {
+                        Side::Submitter => submitter.refused(),
+                        Side::Challenger => challenger.refused(),
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+            tracing::info!(
+                "{side:?} {} in phase {} on [{}, {}]",
+                mv.name(),
+                view.phase,
+                view.lo,
+                view.hi
+            );
+            moved = true;
+            break;
+        }
+        if moved {
+            idle = 0;
+            continue;
+        }
+        // The side to move does not move: let its clock run out.
+        idle += 1;
+        if idle > 2 {
+            return Err(SimulateError::Stuck(format!(
+                "nobody moves in game {game} at phase {} [{}, {}]",
+                view.phase, view.lo, view.hi
+            )));
+        }
+        advance_time(time, view.clock_left(view.turn) + 1).await?;
+    }
+    Ok(played)
 }
