@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The main job: builds the example programs and runs `opml demo` on one of them.
+# The main job: an end-to-end opML dispute on the embedded chain (`opml demo`). It needs nothing
+# installed beyond the Rust toolchain: the contracts' artifacts, the model and the digits are in
+# the repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
-vm/tests/programs/build.sh target/riscv-programs >/dev/null
 cargo run --release --quiet -- demo "$@"

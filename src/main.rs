@@ -2,6 +2,7 @@
 //! researchers.
 
 mod bench;
+mod demo;
 mod dispute;
 mod model;
 mod onchain;
@@ -40,10 +41,12 @@ enum Command {
     /// Run RV32IM programs in the fraud-proof VM, produce and verify one-step witnesses.
     #[command(subcommand)]
     Vm(vm::VmCommand),
-    /// The end-to-end demonstration: run a program in the VM, prove steps of it from checkpoints
-    /// and verify each in Rust and in the Step contract on the embedded chain; then run a real
-    /// MNIST digit through the quantized CNN and re-execute every node in the VM.
-    Demo(vm::DemoArgs),
+    /// The main job: an end-to-end opML dispute on the embedded chain. Real held-out MNIST digits
+    /// are requested; an honest submitter answers most and a faulty one (--fault) the last; the
+    /// challenger re-executes every result, disputes only the faulty one and wins it down to one VM
+    /// step the chain executes; honest results become final and the bonds are paid out. Ends with
+    /// the transcript (each move: phase, segment, gas, time), the results, bonds and total time.
+    Demo(demo::DemoArgs),
     /// Quantize, inspect and evaluate integer models.
     #[command(subcommand)]
     Model(model::ModelCommand),
@@ -80,7 +83,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Vm(cmd) => vm::run(cmd),
-        Command::Demo(args) => vm::demo(args),
+        Command::Demo(args) => demo::demo(args),
         Command::Bench(BenchCommand::Gas(args)) => onchain::bench_gas(args),
         Command::Bench(BenchCommand::Dnn(args)) => model::bench_dnn(args),
         Command::Model(cmd) => model::run(cmd),

@@ -1,4 +1,4 @@
-//! `opml vm …` and `opml demo`: run programs, produce and verify witnesses.
+//! `opml vm …`: run programs, produce and verify witnesses, and the tour of the VM and the DNN.
 
 use crate::{EXIT_FAULT, EXIT_MISMATCH, EXIT_STEP_LIMIT};
 use anyhow::{bail, Context, Result};
@@ -31,6 +31,10 @@ pub(crate) enum VmCommand {
     /// Measure the VM: interpreter speed against qemu-riscv32, Merkle root cost against plain keccak,
     /// and the time to a witness deep in a long run.
     Bench(crate::bench::BenchArgs),
+    /// A tour of the two layers a dispute narrows through: run a program, checkpoint it, prove
+    /// single steps and verify each in Rust and in the Step contract on the embedded chain; then run
+    /// a real MNIST digit through the quantized CNN with every node re-checked in the VM.
+    Tour(TourArgs),
 }
 
 #[derive(Args)]
@@ -85,8 +89,9 @@ pub(crate) struct VerifyArgs {
 }
 
 #[derive(Args)]
-pub(crate) struct DemoArgs {
-    /// The program to run; defaults to the bundled `primes` example built by `scripts/demo.sh`.
+pub(crate) struct TourArgs {
+    /// The program to run; defaults to the bundled `primes` example built by
+    /// `vm/tests/programs/build.sh target/riscv-programs`.
     #[arg(default_value = "target/riscv-programs/primes.elf")]
     elf: PathBuf,
     /// Steps between checkpoints of the run.
@@ -101,6 +106,7 @@ pub(crate) fn run(cmd: VmCommand) -> Result<ExitCode> {
         VmCommand::VerifyWitness(args) => verify(args),
         VmCommand::VerifyOnchain(args) => crate::onchain::verify_onchain(args),
         VmCommand::Bench(args) => crate::bench::run(args),
+        VmCommand::Tour(args) => tour(args),
     }
 }
 
@@ -297,15 +303,15 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
 
 /// The main job for now: run a program, checkpoint it, prove steps across the run and verify each in
 /// Rust and in the Step contract on the embedded chain.
-pub(crate) fn demo(args: DemoArgs) -> Result<ExitCode> {
+fn tour(args: TourArgs) -> Result<ExitCode> {
     if !args.elf.exists() {
         bail!(
-            "{} not found: run `scripts/demo.sh`, which builds the example programs first",
+            "{} not found: build the example programs first with `vm/tests/programs/build.sh target/riscv-programs`",
             args.elf.display()
         );
     }
     let machine = load_machine(&args.elf, &[])?;
-    println!("== opml demo: {}", args.elf.display());
+    println!("== opml vm tour: {}", args.elf.display());
     println!("-- 1. run natively in the fast interpreter (program output follows)");
     let mut fast = machine.clone();
     fast.set_console_echo(true);
