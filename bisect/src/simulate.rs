@@ -456,7 +456,7 @@ pub async fn play_game(
                 }
                 Err(e) => return Err(e.into()),
             }
-            tracing::info!(
+            tracing::debug!(
                 "{side:?} {} in phase {} on [{}, {}]",
                 mv.name(),
                 view.phase,
