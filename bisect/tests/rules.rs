@@ -339,7 +339,7 @@ async fn every_move_checks_mover_turn_segment_claims_and_clock() {
     let Some(Move::OpenNode(opening)) = liar.next_move(&view).unwrap() else {
         panic!("the defender opens the node")
     };
-    let tamper: [(&str, fn(&mut opml_bisect::NodeOpening)); 9] = [
+    let tamper: [(&str, fn(&mut opml_bisect::NodeOpening)); 10] = [
         ("BadOutputProof", |o| o.evidence.output_path[3][0] ^= 1),
         ("BadOutputProof", |o| o.evidence.output[0] ^= 1),
         ("BadNodeProof", |o| o.evidence.kind ^= 1),
@@ -351,6 +351,7 @@ async fn every_move_checks_mover_turn_segment_claims_and_clock() {
         ("NotExitedCleanly", |o| o.final_claim.state[168] = 0),
         ("BadAccumulator", |o| o.final_claim.accumulator[40] ^= 1),
         ("OutputMismatch", |o| o.final_claim.header[7] ^= 1),
+        ("BadStepCount", |o| o.final_claim.state[160..168].fill(0)),
     ];
     for (error, change) in tamper {
         let mut bad = opening.clone();

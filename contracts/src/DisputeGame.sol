@@ -165,6 +165,7 @@ contract DisputeGame {
     error BadInputProof(uint256 input);
     error BadOutputProof();
     error OutputMismatch(bytes32 claimed, bytes32 proven);
+    error BadStepCount(uint64 steps);
     error NotSettled(uint64 result);
     error NothingToWithdraw();
     error TransferFailed();
@@ -377,6 +378,8 @@ contract DisputeGame {
         (bytes32 finalHash, bytes32 proven) = nodeVm.finalOutput(o.finalState, o.accumulator, o.outputHeader);
         if (proven != o.output) revert OutputMismatch(o.output, proven);
         uint64 steps = uint64(bytes8(o.finalState[160:168]));
+        // An exited state at step 0 would leave nothing to dissect (and no step to prove).
+        if (steps == 0) revert BadStepCount(steps);
         g.phase = 1;
         g.node = uint32(node);
         g.lo = 0;
