@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what opml's tests and demo need beyond the Rust toolchain: Debian's RISC-V cross compiler
 # (to build the C test programs as RV32IM ELFs), qemu-user (the reference emulator they are
-# compared against), and the pinned Solidity compiler (solc-js, from contracts/package-lock.json)
-# that checks the committed contract artifacts. Does nothing when they are already there.
+# compared against), and from contracts/package-lock.json the pinned Solidity compiler (solc-js)
+# that checks the committed contract artifacts and Hardhat, whose node is the real Ethereum node
+# of the integration tests. Does nothing when they are already there.
 set -euo pipefail
 
 need=()
@@ -24,7 +25,8 @@ if [ "${need_node:-0}" = 1 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi
 contracts="$(cd "$(dirname "$0")/../contracts" && pwd)"
-if [ ! -d "$contracts/node_modules/solc" ] || [ "$contracts/package-lock.json" -nt "$contracts/node_modules/.package-lock.json" ]; then
+if [ ! -d "$contracts/node_modules/solc" ] || [ ! -d "$contracts/node_modules/hardhat" ] ||
+  [ "$contracts/package-lock.json" -nt "$contracts/node_modules/.package-lock.json" ]; then
   (cd "$contracts" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 command -v cargo >/dev/null 2>&1 || {

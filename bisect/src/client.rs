@@ -180,11 +180,12 @@ pub async fn advance_time(provider: &DynProvider, seconds: u64) -> Result<(), Cl
         source: Box::new(source.into()),
     };
     let _: serde_json::Value = provider
-        .raw_request("evm_increaseTime".into(), (seconds,))
+        .raw_request("evm_increaseTime".into(), [seconds])
         .await
         .map_err(chain)?;
+    // An empty list, not null: Hardhat refuses `"params": null`.
     let _: serde_json::Value = provider
-        .raw_request("evm_mine".into(), ())
+        .raw_request("evm_mine".into(), serde_json::json!([]))
         .await
         .map_err(chain)?;
     Ok(())
