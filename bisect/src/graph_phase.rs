@@ -112,11 +112,6 @@ impl GraphPhase {
         *self.roots.last().expect("roots has N + 1 entries")
     }
 
-    /// The claimed leaf `O_i`.
-    pub fn leaf(&self, node: usize) -> Hash {
-        self.leaves[node]
-    }
-
     /// Node `node`'s kernel run in the VM on this view's outputs, recorded with checkpoints.
     pub fn step_phase(&self, node: usize, max_steps: u64) -> Result<StepPhase, PhaseError> {
         let inputs = self

@@ -145,13 +145,6 @@ impl Submitter {
         self.stalled = true;
     }
 
-    /// The VM steps of node `node` after the opening (the true final step count and whether it lies).
-    pub fn steps(&self) -> Option<(u32, u64)> {
-        self.steps
-            .as_ref()
-            .map(|(n, s)| (*n, s.final_claim().state().step))
-    }
-
     /// Its move in `game`, if it has one now.
     pub fn next_move(&mut self, game: &GameView) -> Result<Option<Move>, PartyError> {
         if game.is_over() {

@@ -72,11 +72,6 @@ impl StepPhase {
     pub fn final_claim(&self) -> &FinalClaim {
         &self.final_claim
     }
-
-    /// The machine after `step` steps (the final machine past the end).
-    pub fn machine_at(&self, step: u64) -> Machine {
-        self.checkpoints.machine_at(step)
-    }
 }
 
 impl Phase for StepPhase {
