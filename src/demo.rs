@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use opml_bisect::simulate::short;
 use opml_bisect::{
     advance_time, play_game, Challenger, Deployment, Fault, GameClient, GameParams, MoveRecord,
-    Side, Submitter,
+    ResultStatus, Side, Submitter,
 };
 use opml_contracts::{dev_signer, EmbeddedChain};
 use opml_dnn::mnist::{quantize_image, Dataset};
@@ -76,7 +76,7 @@ struct DemoResult {
     prediction: i32,
     output: String,
     disputed: bool,
-    status: &'static str,
+    status: ResultStatus,
 }
 
 #[derive(Serialize)]
@@ -125,7 +125,7 @@ pub(crate) fn demo(args: DemoArgs) -> Result<ExitCode> {
     let ok = report
         .results
         .iter()
-        .all(|r| (r.submitter == Actor::HonestSubmitter) == (r.status == "final"));
+        .all(|r| (r.submitter == Actor::HonestSubmitter) == (r.status == ResultStatus::Final));
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
@@ -250,7 +250,7 @@ async fn run(args: &DemoArgs, model: Arc<Model>, data: &Dataset) -> Result<DemoR
             prediction: predicted,
             output: format!("0x{}", hex::encode(submitter.output())),
             disputed: false,
-            status: "pending",
+            status: ResultStatus::Pending,
         });
         submitters.insert(result, (actor, submitter));
     }
@@ -381,8 +381,7 @@ async fn run(args: &DemoArgs, model: Arc<Model>, data: &Dataset) -> Result<DemoR
     // Past the challenge window the undisputed results become final.
     advance_time(&provider(0), params.challenge_window + 1).await?;
     for r in &mut results {
-        let stored = honest.contract().result(r.result).call().await?;
-        if stored.status == 1 {
+        if honest.result_status(r.result).await? == ResultStatus::Pending {
             let t = Instant::now();
             let tx = honest.finalize(r.result).await?;
             moves.push(DemoMove {
@@ -398,12 +397,7 @@ async fn run(args: &DemoArgs, model: Arc<Model>, data: &Dataset) -> Result<DemoR
                 ),
             });
         }
-        let stored = honest.contract().result(r.result).call().await?;
-        r.status = match stored.status {
-            2 => "final",
-            3 => "rejected",
-            _ => "pending",
-        };
+        r.status = honest.result_status(r.result).await?;
     }
 
     // Bonds: what each party is owed, then everyone withdraws.
@@ -493,7 +487,7 @@ fn print(r: &DemoReport) {
     println!("== results");
     for x in &r.results {
         println!(
-            "   request {} (digit {}, label {}): {:?} posted class {} -> {}{}",
+            "   request {} (digit {}, label {}): {:?} posted class {} -> {:?}{}",
             x.request,
             x.digit,
             x.label,

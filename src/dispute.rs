@@ -150,7 +150,7 @@ fn print_transcript(t: &Transcript) {
         "gas: submitter {}, challenger {}; largest transaction {}",
         t.gas.submitter, t.gas.challenger, t.largest_tx
     );
-    println!("winner: {:?} (result {})", t.winner, t.result);
+    println!("winner: {:?} (result {:?})", t.winner, t.result);
     println!(
         "bonds: result {} ETH, challenge {} ETH; credited to submitter {} ETH, to challenger {} ETH; \
          locked {} + owed {} = balance {} ETH",

@@ -39,6 +39,32 @@ impl Side {
     }
 }
 
+/// A result's status as the contract stores it (protocol section 12.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResultStatus {
+    /// No such result.
+    None,
+    /// Posted, within its window or disputed.
+    Pending,
+    /// Final: its window passed with every game won by the submitter.
+    Final,
+    /// Rejected: its submitter lost a game.
+    Rejected,
+}
+
+impl ResultStatus {
+    /// The status of the contract's code.
+    pub fn from_code(code: u8) -> Self {
+        match code {
+            1 => Self::Pending,
+            2 => Self::Final,
+            3 => Self::Rejected,
+            _ => Self::None,
+        }
+    }
+}
+
 /// A game as read from the chain: what a party needs to choose its move.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GameView {
@@ -393,6 +419,17 @@ impl GameClient {
             .ok_or_else(|| ClientError::Malformed("no latest block".into()))?
             .header
             .timestamp)
+    }
+
+    /// The status of result `id`.
+    pub async fn result_status(&self, id: u64) -> Result<ResultStatus, ClientError> {
+        let stored = self
+            .contract
+            .result(id)
+            .call()
+            .await
+            .map_err(|e| ClientError::from_call("read result", e))?;
+        Ok(ResultStatus::from_code(stored.status))
     }
 
     /// Reads game `id`, with the pending claims from the logs and the chain's time.

@@ -17,7 +17,7 @@ pub mod phase;
 pub mod simulate;
 pub mod step_phase;
 
-pub use client::{advance_time, ClientError, GameClient, GameView, Side, TxOutcome};
+pub use client::{advance_time, ClientError, GameClient, GameView, ResultStatus, Side, TxOutcome};
 pub use deploy::{Deployment, GameParams};
 pub use fault::Fault;
 pub use graph_phase::{GraphPhase, NodeEvidence};

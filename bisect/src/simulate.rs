@@ -1,7 +1,7 @@
 //! A whole dispute between an honest party and a faulty one, played through a chain: deploy,
 //! register, request, post, challenge, every move to the end, finalize; with a transcript.
 
-use crate::client::{advance_time, ClientError, GameClient, GameView, Side};
+use crate::client::{advance_time, ClientError, GameClient, GameView, ResultStatus, Side};
 use crate::deploy::{Deployment, GameParams};
 use crate::dissection::rounds_bound;
 use crate::party::{Challenger, Move, PartyError, Submitter};
@@ -112,7 +112,7 @@ pub struct Transcript {
     /// Who won: the submitter when its result stands.
     pub winner: Side,
     /// Whether the result ended final or rejected.
-    pub result: &'static str,
+    pub result: ResultStatus,
     /// The bonds.
     pub bonds: Bonds,
     /// Wall time of the whole simulation, deployment included, in milliseconds.
@@ -278,7 +278,7 @@ pub async fn simulate(
             source: Box::new(source),
         })?;
     let now = defender.now().await?;
-    if posted.status == 1 {
+    if ResultStatus::from_code(posted.status) == ResultStatus::Pending {
         if now < posted.deadline {
             advance_time(&accounts.deployer, posted.deadline - now).await?;
         }
@@ -293,14 +293,7 @@ pub async fn simulate(
             t,
         ));
     }
-    let posted = contract
-        .result(result)
-        .call()
-        .await
-        .map_err(|source| ClientError::Chain {
-            what: "read result",
-            source: Box::new(source),
-        })?;
+    let status = defender.result_status(result).await?;
     let read = |what: &'static str| {
         move |source| ClientError::Chain {
             what,
@@ -373,16 +366,12 @@ pub async fn simulate(
             + node_steps.map_or(0, |t| rounds_bound(t, params.arity)),
         gas,
         largest_tx: moves.iter().map(|m| m.gas).max().unwrap_or(0),
-        winner: if posted.status == 2 {
+        winner: if status == ResultStatus::Final {
             Side::Submitter
         } else {
             Side::Challenger
         },
-        result: if posted.status == 2 {
-            "final"
-        } else {
-            "rejected"
-        },
+        result: status,
         moves,
         bonds,
         wall_ms: start.elapsed().as_secs_f64() * 1e3,

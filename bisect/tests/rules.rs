@@ -6,7 +6,7 @@ use alloy::primitives::U256;
 use alloy::providers::Provider;
 use opml_bisect::{
     advance_time, Challenger, ClientError, Deployment, Fault, GameClient, GameParams, GameView,
-    Move, Side, Submitter,
+    Move, ResultStatus, Side, Submitter,
 };
 use opml_contracts::{dev_signer, EmbeddedChain};
 use opml_dnn::mnist::{quantize_image, read_pgm};
@@ -427,7 +427,10 @@ async fn several_challengers_each_play_their_own_game() {
     .unwrap();
     t.challengers[1].play(second, &Move::Timeout).await.unwrap();
     let c = t.submitter.contract();
-    assert_eq!(c.result(result).call().await.unwrap().status, 3, "rejected");
+    assert_eq!(
+        t.submitter.result_status(result).await.unwrap(),
+        ResultStatus::Rejected
+    );
     // The other game cannot go on, and closes with the challenger's bond back.
     refused(
         t.submitter.play(first, &Move::Claims(vec![[0; 32]])).await,
