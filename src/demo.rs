@@ -12,7 +12,7 @@ use opml_bisect::{
     advance_time, play_game, Challenger, Deployment, Fault, GameClient, GameParams, MoveRecord,
     ResultStatus, Side, Submitter,
 };
-use opml_contracts::{dev_signer, EmbeddedChain};
+use opml_contracts::dev_signer;
 use opml_dnn::mnist::{quantize_image, Dataset};
 use opml_dnn::{Model, Tensor};
 use serde::Serialize;
@@ -43,6 +43,8 @@ pub(crate) struct DemoArgs {
     /// Print the transcript as one JSON object instead of tables.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    chain: crate::onchain::ChainArgs,
 }
 
 /// Who sent a transaction.
@@ -81,6 +83,8 @@ struct DemoResult {
 
 #[derive(Serialize)]
 struct DemoReport {
+    /// `embedded`, or the node's URL.
+    chain: String,
     model: String,
     fault: String,
     arity: u64,
@@ -142,8 +146,8 @@ fn step(json: bool, text: String) {
 async fn run(args: &DemoArgs, model: Arc<Model>, data: &Dataset) -> Result<DemoReport> {
     let start = Instant::now();
     let json = args.json;
-    let chain = EmbeddedChain::default();
-    let provider = |i| chain.provider(dev_signer(i));
+    let (providers, chain_name) = args.chain.providers(4).await?;
+    let provider = |i: usize| providers[i].clone();
     let params = GameParams {
         arity: args.arity,
         ..GameParams::default()
@@ -151,7 +155,7 @@ async fn run(args: &DemoArgs, model: Arc<Model>, data: &Dataset) -> Result<DemoR
     step(
         json,
         format!(
-            "== opml demo: {} on {} held-out digits, the last answered with fault {} (arity {})",
+            "== opml demo on the {chain_name} chain: {} on {} held-out digits, the last answered with fault {} (arity {})",
             model.manifest.name, args.requests, args.fault, args.arity
         ),
     );
@@ -439,6 +443,7 @@ async fn run(args: &DemoArgs, model: Arc<Model>, data: &Dataset) -> Result<DemoR
         *gas.entry(format!("{:?}", m.actor)).or_insert(0) += m.record.gas;
     }
     Ok(DemoReport {
+        chain: chain_name,
         model: model.manifest.name.clone(),
         fault: args.fault.to_string(),
         arity: args.arity,

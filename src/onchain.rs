@@ -20,7 +20,8 @@ use std::time::Instant;
 #[derive(Args)]
 pub(crate) struct ChainArgs {
     /// A JSON-RPC node (e.g. http://127.0.0.1:8545 for `npx hardhat node`) instead of the embedded
-    /// chain. Transactions are signed with dev account 0 of the Hardhat/Anvil test mnemonic.
+    /// chain. Transactions are signed with the dev accounts of the Hardhat/Anvil test mnemonic
+    /// (account 0 deploys; the dispute commands give each party its own account).
     #[arg(long, value_name = "URL")]
     rpc: Option<String>,
 }

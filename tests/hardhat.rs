@@ -1,6 +1,7 @@
-//! `opml dispute simulate` against a real Ethereum node process: Hardhat's node, installed from the
-//! repository's npm lockfile (`scripts/setup.sh`), listening on 127.0.0.1. The same engine and
-//! contracts that run on the embedded chain play whole disputes there, and the honest party wins.
+//! `opml dispute simulate` and the main job `opml demo` against a real Ethereum node process:
+//! Hardhat's node, installed from the repository's npm lockfile (`scripts/setup.sh`), listening on
+//! 127.0.0.1. The same engine and contracts that run on the embedded chain play whole disputes
+//! there, and the honest party wins.
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -110,4 +111,29 @@ fn disputes_on_a_real_node() {
         assert_eq!(t["bonds"]["locked"], "0x0", "{fault}");
         assert_eq!(t["bonds"]["balance"], t["bonds"]["owed"], "{fault}");
     }
+}
+
+#[test]
+fn the_main_job_on_a_real_node() {
+    let node = HardhatNode::start();
+    let out = Command::new(env!("CARGO_BIN_EXE_opml"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["demo", "--requests", "2", "--rpc", &node.url, "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let status: Vec<&str> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(status, ["final", "rejected"]);
+    assert_eq!(report["credits"]["Challenger"], "1500000000000000000");
+    assert_eq!(report["final_balance"], "0");
 }
