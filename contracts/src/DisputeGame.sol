@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 pragma solidity 0.8.30;
 
+import {DataRoot} from "./DataRoot.sol";
 import {NodeVm} from "./NodeVm.sol";
 import {Registry} from "./Registry.sol";
 import {Step} from "./Step.sol";
@@ -256,7 +257,7 @@ contract DisputeGame {
         if (data.length > MAX_INPUT_BYTES) revert InputTooLarge(data.length, MAX_INPUT_BYTES);
         uint256 declared = uint32(bytes4(inputHeader[0:4]));
         if (data.length != declared) revert BadInputLength(data.length, declared);
-        bytes32 input = keccak256(abi.encodePacked(inputHeader, _bytesRoot(data)));
+        bytes32 input = keccak256(abi.encodePacked(inputHeader, DataRoot.ofBytes(data)));
         id = ++requestCount;
         _requests[id] = RequestInfo(model, input, msg.sender, 0);
         emit Requested(id, model, msg.sender, input, data);
@@ -581,34 +582,6 @@ contract DisputeGame {
                 ? keccak256(abi.encodePacked(sibling, node))
                 : keccak256(abi.encodePacked(node, sibling));
         }
-    }
-
-    /// The data root (protocol section 1.2) of a byte string.
-    function _bytesRoot(bytes calldata data) private pure returns (bytes32) {
-        uint256 n = (data.length + 31) / 32;
-        if (n == 0) return bytes32(0);
-        uint256 width = 1;
-        while (width < n) width <<= 1;
-        bytes32[] memory level = new bytes32[](width);
-        for (uint256 i = 0; i < n; i++) {
-            uint256 end = 32 * i + 32;
-            if (end <= data.length) {
-                level[i] = bytes32(data[32 * i:end]);
-            } else {
-                bytes memory last = new bytes(32);
-                for (uint256 b = 32 * i; b < data.length; b++) {
-                    last[b - 32 * i] = data[b];
-                }
-                level[i] = bytes32(last);
-            }
-        }
-        while (width > 1) {
-            width >>= 1;
-            for (uint256 i = 0; i < width; i++) {
-                level[i] = keccak256(abi.encodePacked(level[2 * i], level[2 * i + 1]));
-            }
-        }
-        return level[0];
     }
 
     function _ceilLog2(uint256 n) private pure returns (uint256 d) {

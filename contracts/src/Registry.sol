@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 pragma solidity 0.8.30;
 
+import {DataRoot} from "./DataRoot.sol";
+
 /// @title Registry
 /// @notice What the dispute game needs to know before any request: the VM kernel image of each op
 /// kind (fixed at deployment) and the models that requests may name, each by its commitment.
@@ -92,20 +94,6 @@ contract Registry {
     /// The data root (protocol section 1.2) of 32-byte leaves: 0 for none, the leaf for one, else the
     /// Merkle root with the leaves padded by zero leaves to a power of two.
     function dataRoot(bytes32[] calldata leaves) public pure returns (bytes32) {
-        uint256 n = leaves.length;
-        if (n == 0) return bytes32(0);
-        uint256 width = 1;
-        while (width < n) width <<= 1;
-        bytes32[] memory level = new bytes32[](width);
-        for (uint256 i = 0; i < n; i++) {
-            level[i] = leaves[i];
-        }
-        while (width > 1) {
-            width >>= 1;
-            for (uint256 i = 0; i < width; i++) {
-                level[i] = keccak256(abi.encodePacked(level[2 * i], level[2 * i + 1]));
-            }
-        }
-        return level[0];
+        return DataRoot.ofLeaves(leaves);
     }
 }
