@@ -220,15 +220,10 @@ pub fn corrupted_view(
 ) -> Result<GraphPhase, PhaseError> {
     let truth = model.run(&input)?.outputs();
     if !propagate {
-        let mut leaves: Vec<Hash> = truth
-            .iter()
-            .map(Tensor::commitment)
-            .collect::<Result<_, _>>()?;
-        leaves[node] = corrupt(&truth[node])?.commitment()?;
+        // The trace's other leaves stay true: the liar's outputs past `node` are the truth.
         let mut outputs = truth;
         outputs[node] = corrupt(&outputs[node])?;
-        // The trace's other leaves stay true: the liar's outputs past `node` are the truth.
-        return GraphPhase::from_outputs(model, input, outputs, Some(leaves));
+        return GraphPhase::from_outputs(model, input, outputs);
     }
     let mut outputs: Vec<Tensor> = Vec::with_capacity(truth.len());
     for (index, true_output) in truth.iter().enumerate() {
@@ -251,7 +246,7 @@ pub fn corrupted_view(
         };
         outputs.push(out);
     }
-    GraphPhase::from_outputs(model, input, outputs, None)
+    GraphPhase::from_outputs(model, input, outputs)
 }
 
 /// A defender's phase-1 claims for a node whose output it lies about: the true VM trace up to step

@@ -18,7 +18,7 @@ pub struct GraphPhase {
     input_commitment: Hash,
     /// The outputs the VM phase of a node reads (its inputs are earlier nodes' outputs).
     outputs: Vec<Tensor>,
-    /// The trace leaves claimed: normally the outputs' commitments.
+    /// The trace leaves: the outputs' commitments.
     leaves: Vec<Hash>,
     /// `roots[i]` = trace state `i`.
     roots: Vec<Hash>,
@@ -54,24 +54,19 @@ impl GraphPhase {
     /// The honest view: the model run natively on `input`.
     pub fn honest(model: Arc<Model>, input: Tensor) -> Result<Self, PhaseError> {
         let outputs = model.run(&input)?.outputs();
-        Self::from_outputs(model, input, outputs, None)
+        Self::from_outputs(model, input, outputs)
     }
 
-    /// A view from given node outputs; `leaves` overrides the trace leaves (normally the outputs'
-    /// commitments), for a party whose trace does not follow its own outputs.
+    /// A view from given node outputs: its trace leaves are their commitments.
     pub fn from_outputs(
         model: Arc<Model>,
         input: Tensor,
         outputs: Vec<Tensor>,
-        leaves: Option<Vec<Hash>>,
     ) -> Result<Self, PhaseError> {
-        let leaves = match leaves {
-            Some(l) => l,
-            None => outputs
-                .iter()
-                .map(Tensor::commitment)
-                .collect::<Result<_, _>>()?,
-        };
+        let leaves: Vec<Hash> = outputs
+            .iter()
+            .map(Tensor::commitment)
+            .collect::<Result<_, _>>()?;
         let roots = (0..=leaves.len())
             .map(|i| trace_root(&leaves[..i]))
             .collect();
