@@ -76,6 +76,14 @@ pub enum TensorError {
     /// The shape is too large for the protocol (byte length over `u32`, or rank over 254).
     #[error("shape {0:?} is too large for a tensor header")]
     TooLarge(Vec<usize>),
+    /// Encoded bytes (header ‖ data) that do not hold a tensor.
+    #[error("malformed tensor encoding at byte {at}: {reason}")]
+    Encoding {
+        /// Offset of the bad part.
+        at: usize,
+        /// What is wrong there.
+        reason: &'static str,
+    },
 }
 
 /// An integer tensor of any rank.
@@ -176,6 +184,36 @@ impl Tensor {
         header(self.dtype(), self.shape())
     }
 
+    /// The self-delimiting encoding `header ‖ data` (protocol section 8 header, then the elements):
+    /// how caches store tensors.
+    pub fn encode(&self) -> Result<Vec<u8>, TensorError> {
+        let mut out = self.header()?;
+        out.extend_from_slice(&self.to_le_bytes());
+        Ok(out)
+    }
+
+    /// Decodes one [`encode`](Self::encode)d tensor at the start of `bytes`; returns it and the
+    /// bytes it took.
+    pub fn decode_prefix(bytes: &[u8]) -> Result<(Self, usize), TensorError> {
+        let bad = |at, reason| TensorError::Encoding { at, reason };
+        let fixed = bytes.get(..6).ok_or(bad(0, "shorter than a header"))?;
+        let len = u32::from_be_bytes(fixed[..4].try_into().expect("4 bytes")) as usize;
+        let dtype = DType::from_code(fixed[4]).ok_or(bad(4, "unknown dtype code"))?;
+        let rank = fixed[5] as usize;
+        let dims = bytes
+            .get(6..6 + 4 * rank)
+            .ok_or(bad(6, "header shorter than its rank"))?;
+        let shape: Vec<usize> = dims
+            .chunks_exact(4)
+            .map(|d| u32::from_be_bytes(d.try_into().expect("4 bytes")) as usize)
+            .collect();
+        let start = 6 + 4 * rank;
+        let data = bytes
+            .get(start..start + len)
+            .ok_or(bad(start, "data shorter than the header says"))?;
+        Ok((Self::from_le_bytes(dtype, &shape, data)?, start + len))
+    }
+
     /// `keccak(header ‖ dataRoot)`.
     pub fn commitment(&self) -> Result<Hash, TensorError> {
         Ok(tensor_commitment(
@@ -261,6 +299,27 @@ mod tests {
                 got: 7
             })
         );
+    }
+
+    #[test]
+    fn encoding_round_trips_and_rejects_truncation() {
+        let cases = [
+            Tensor::I8(ArrayD::from_shape_vec(IxDyn(&[2, 3]), vec![1, -2, 3, -4, 5, -6]).unwrap()),
+            Tensor::I32(ArrayD::from_shape_vec(IxDyn(&[1]), vec![i32::MIN]).unwrap()),
+            Tensor::I16(ArrayD::from_shape_vec(IxDyn(&[0, 4]), vec![]).unwrap()),
+        ];
+        for t in cases {
+            let mut bytes = t.encode().unwrap();
+            let len = bytes.len();
+            bytes.extend_from_slice(b"rest");
+            assert_eq!(Tensor::decode_prefix(&bytes).unwrap(), (t.clone(), len));
+            for cut in [0, 5, 6 + 4 * t.shape().len() - 1, len - 1] {
+                assert!(
+                    Tensor::decode_prefix(&bytes[..cut]).is_err(),
+                    "{t:?} cut at {cut}"
+                );
+            }
+        }
     }
 
     #[test]
