@@ -1,6 +1,7 @@
 //! A `DisputeGame` contract as the parties see it, through any alloy provider (the embedded chain
 //! or a JSON-RPC node).
 
+use crate::bot::Outbox;
 use crate::party::Move;
 use alloy::contract::{CallBuilder, CallDecoder};
 use alloy::eips::BlockNumberOrTag;
@@ -9,10 +10,11 @@ use alloy::providers::{DynProvider, Provider};
 use opml_contracts::bindings::DisputeGame::{self, DisputeGameErrors, DisputeGameInstance};
 use opml_contracts::bindings::{NodeVm::NodeVmErrors, Step::StepErrors};
 use opml_vm::Hash;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// A side of a game.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Side {
     /// The result's submitter, defender of every game on it.
@@ -40,7 +42,7 @@ impl Side {
 }
 
 /// A result's status as the contract stores it (protocol section 12.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ResultStatus {
     /// No such result.
@@ -169,10 +171,13 @@ pub enum ClientError {
     /// An answer that does not fit the contract (an event missing from a receipt, say).
     #[error("{0}")]
     Malformed(String),
+    /// The bot's database failed while a transaction was written down or settled.
+    #[error(transparent)]
+    Store(#[from] crate::bot::StoreError),
 }
 
 impl ClientError {
-    fn from_call(what: &'static str, source: alloy::contract::Error) -> Self {
+    pub(crate) fn from_call(what: &'static str, source: alloy::contract::Error) -> Self {
         let reason = if let Some(e) = source.as_decoded_interface_error::<DisputeGameErrors>() {
             Some(format!("{e:?}"))
         } else if let Some(e) = source.as_decoded_interface_error::<StepErrors>() {
@@ -217,11 +222,13 @@ pub async fn advance_time(provider: &DynProvider, seconds: u64) -> Result<(), Cl
     Ok(())
 }
 
-/// A deployed `DisputeGame` reached by one party's provider (whose signer makes its moves).
+/// A deployed `DisputeGame` reached by one party's provider (whose signer makes its moves), or
+/// by a bot's [`Outbox`] (which signs, journals and re-sends them).
 #[derive(Debug, Clone)]
 pub struct GameClient {
     contract: DisputeGameInstance<DynProvider>,
     arity: u64,
+    outbox: Option<Arc<Outbox>>,
 }
 
 fn b256(h: &Hash) -> B256 {
@@ -241,7 +248,18 @@ impl GameClient {
             .call()
             .await
             .map_err(|e| ClientError::from_call("arity", e))?;
-        Ok(Self { contract, arity })
+        Ok(Self {
+            contract,
+            arity,
+            outbox: None,
+        })
+    }
+
+    /// The game contract at `address`, its moves sent through `outbox`.
+    pub async fn with_outbox(address: Address, outbox: Arc<Outbox>) -> Result<Self, ClientError> {
+        let mut client = Self::new(address, outbox.provider().clone()).await?;
+        client.outbox = Some(outbox);
+        Ok(client)
     }
 
     /// The contract.
@@ -259,14 +277,16 @@ impl GameClient {
         what: &'static str,
         call: CallBuilder<&DynProvider, D>,
     ) -> Result<(TxOutcome, alloy::rpc::types::TransactionReceipt), ClientError> {
-        let pending = call
-            .send()
-            .await
-            .map_err(|e| ClientError::from_call(what, e))?;
-        let receipt = pending
-            .get_receipt()
-            .await
-            .map_err(|source| ClientError::Pending { what, source })?;
+        let receipt = match &self.outbox {
+            Some(outbox) => outbox.send(what, call.into_transaction_request()).await?,
+            None => call
+                .send()
+                .await
+                .map_err(|e| ClientError::from_call(what, e))?
+                .get_receipt()
+                .await
+                .map_err(|source| ClientError::Pending { what, source })?,
+        };
         if !receipt.status() {
             return Err(ClientError::Failed {
                 what,

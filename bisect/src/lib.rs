@@ -7,6 +7,7 @@
 //! of the tests and of `opml dispute simulate`. [`GameClient`] carries moves to a `DisputeGame`
 //! contract through any alloy provider, and [`simulate`] plays a whole dispute.
 
+pub mod bot;
 pub mod client;
 pub mod deploy;
 pub mod dissection;
@@ -17,6 +18,7 @@ pub mod phase;
 pub mod simulate;
 pub mod step_phase;
 
+pub use bot::{Bot, BotConfig, BotError};
 pub use client::{advance_time, ClientError, GameClient, GameView, ResultStatus, Side, TxOutcome};
 pub use deploy::{Deployment, GameParams};
 pub use fault::Fault;

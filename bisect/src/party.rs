@@ -111,12 +111,18 @@ impl Submitter {
             Fault::Trace { node } => corrupted_view(model, input, node, false)?,
             _ => GraphPhase::honest(model, input)?,
         };
-        Ok(Self {
+        Ok(Self::with_view(view, fault))
+    }
+
+    /// The submitter whose view of the run (honest or already corrupted by `fault`) is `view`:
+    /// how a bot resumes from the node outputs it cached.
+    pub fn with_view(view: GraphPhase, fault: Fault) -> Self {
+        Self {
             view,
             fault,
             steps: None,
             stalled: false,
-        })
+        }
     }
 
     /// The output commitment it posts.
@@ -253,18 +259,28 @@ impl Challenger {
             }
             _ => GraphPhase::honest(model, input)?,
         };
+        Ok(Self::with_view(view, fault))
+    }
+
+    /// The challenger whose view of the run (honest or already corrupted by `fault`) is `view`.
+    pub fn with_view(view: GraphPhase, fault: Fault) -> Self {
         let seed = match fault {
             Fault::ChallengerRandom { seed } => seed,
             _ => 0,
         };
-        Ok(Self {
+        Self {
             view,
             fault,
             steps: None,
             moves: 0,
             rng: StdRng::seed_from_u64(seed),
             stalled: false,
-        })
+        }
+    }
+
+    /// Its view of the run.
+    pub fn view(&self) -> &GraphPhase {
+        &self.view
     }
 
     /// Whether it disputes a result with this output and trace root: whether either differs from

@@ -1,0 +1,300 @@
+//! A bot's TOML configuration file.
+
+use crate::Fault;
+use alloy::primitives::utils::{parse_units, ParseUnits};
+use alloy::primitives::{Address, U256};
+use alloy::signers::local::PrivateKeySigner;
+use opml_contracts::dev_signer;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What is wrong with a configuration file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for a bot.
+    #[error("{path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Where and what.
+        source: Box<toml::de::Error>,
+    },
+    /// A field has a value the bot cannot use.
+    #[error("{path}: `{field}`: {reason}")]
+    Field {
+        /// The file.
+        path: PathBuf,
+        /// The field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Where the bot's chain is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// The in-process embedded chain (only within the process that runs it, as `opml demo` does).
+    Embedded,
+    /// A JSON-RPC node over HTTP.
+    Http(alloy::transports::http::reqwest::Url),
+}
+
+/// The file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    rpc: String,
+    key: String,
+    game: Address,
+    models: Vec<PathBuf>,
+    bond: String,
+    arity: Option<u64>,
+    #[serde(default = "default_poll_ms")]
+    poll_interval_ms: u64,
+    db: PathBuf,
+    #[serde(default)]
+    serve: Vec<Address>,
+    #[serde(default)]
+    from_block: u64,
+    fault: Option<String>,
+}
+
+fn default_poll_ms() -> u64 {
+    1000
+}
+
+/// A submitter's or challenger's configuration (see `docs/bots.md` for an annotated file).
+#[derive(Debug, Clone)]
+pub struct BotConfig {
+    /// The chain.
+    pub rpc: Endpoint,
+    /// The account that signs the bot's transactions.
+    pub signer: PrivateKeySigner,
+    /// The `DisputeGame` contract.
+    pub game: Address,
+    /// Model folders (manifest and weights) whose requests or results the bot handles.
+    pub models: Vec<PathBuf>,
+    /// The most wei the bot locks per result (submitter) or game (challenger): it refuses to
+    /// start against a contract whose bond is larger.
+    pub bond: U256,
+    /// The arity the bot expects of the contract, if stated.
+    pub arity: Option<u64>,
+    /// How often it polls the chain.
+    pub poll_interval: Duration,
+    /// Its database file.
+    pub db: PathBuf,
+    /// Submitter: the requesters it answers (all when empty).
+    pub serve: Vec<Address>,
+    /// First block to scan for requests and results.
+    pub from_block: u64,
+    /// A scripted lie, for demonstrations and tests only (`none` for an honest bot).
+    pub fault: Fault,
+}
+
+impl BotConfig {
+    /// Reads and checks `path`; relative paths in it resolve against its folder.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base).map_err(|e| match e {
+            ConfigError::Parse { source, .. } => ConfigError::Parse {
+                path: path.to_path_buf(),
+                source,
+            },
+            ConfigError::Field { field, reason, .. } => ConfigError::Field {
+                path: path.to_path_buf(),
+                field,
+                reason,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses the TOML `text`, resolving relative paths against `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: PathBuf::new(),
+            source: Box::new(source),
+        })?;
+        let field = |field, reason: String| ConfigError::Field {
+            path: PathBuf::new(),
+            field,
+            reason,
+        };
+        let rpc = if raw.rpc == "embedded" {
+            Endpoint::Embedded
+        } else {
+            Endpoint::Http(
+                raw.rpc
+                    .parse()
+                    .map_err(|e| field("rpc", format!("{:?} is not a URL: {e}", raw.rpc)))?,
+            )
+        };
+        let signer = parse_key(&raw.key).map_err(|reason| field("key", reason))?;
+        if raw.models.is_empty() {
+            return Err(field("models", "names no model".into()));
+        }
+        let bond = parse_amount(&raw.bond).map_err(|reason| field("bond", reason))?;
+        if raw.arity.is_some_and(|k| !(2..=64).contains(&k)) {
+            return Err(field("arity", "must be 2..=64".into()));
+        }
+        if raw.poll_interval_ms == 0 {
+            return Err(field("poll_interval_ms", "must be positive".into()));
+        }
+        let fault = match raw.fault {
+            None => Fault::None,
+            Some(spec) => spec.parse().map_err(|e| field("fault", format!("{e}")))?,
+        };
+        let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        Ok(Self {
+            rpc,
+            signer,
+            game: raw.game,
+            models: raw.models.into_iter().map(resolve).collect(),
+            bond,
+            arity: raw.arity,
+            poll_interval: Duration::from_millis(raw.poll_interval_ms),
+            db: resolve(raw.db),
+            serve: raw.serve,
+            from_block: raw.from_block,
+            fault,
+        })
+    }
+}
+
+/// A private key: 32 bytes in hex, or `dev:N` for account N of the public development mnemonic
+/// (test chains only: anyone can spend from those accounts).
+fn parse_key(key: &str) -> Result<PrivateKeySigner, String> {
+    if let Some(index) = key.strip_prefix("dev:") {
+        let index: u32 = index
+            .parse()
+            .map_err(|_| format!("dev:{index}: not an account number"))?;
+        return Ok(dev_signer(index));
+    }
+    key.parse()
+        .map_err(|_| "not a 32-byte hex private key or dev:N".to_string())
+}
+
+/// An amount such as `1 ether`, `0.5 ether`, `20 gwei` or `1000` (wei).
+fn parse_amount(amount: &str) -> Result<U256, String> {
+    let mut parts = amount.split_whitespace();
+    let (value, unit) = match (parts.next(), parts.next(), parts.next()) {
+        (Some(v), None, None) => (v, "wei"),
+        (Some(v), Some(u), None) => (v, u),
+        _ => {
+            return Err(format!(
+                "{amount:?}: write an amount and a unit, e.g. \"1 ether\""
+            ))
+        }
+    };
+    match parse_units(value, unit).map_err(|e| format!("{amount:?}: {e}"))? {
+        ParseUnits::U256(wei) => Ok(wei),
+        ParseUnits::I256(_) => Err(format!("{amount:?}: a bond cannot be negative")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+        rpc = "http://127.0.0.1:8545"
+        key = "dev:2"
+        game = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+        models = ["../models/mnist-cnn"]
+        bond = "1 ether"
+        arity = 2
+        poll_interval_ms = 250
+        db = "challenger.redb"
+    "#;
+
+    #[test]
+    fn parses_a_full_file_and_resolves_paths() {
+        let c = BotConfig::parse(GOOD, Path::new("/etc/opml")).unwrap();
+        assert_eq!(c.signer.address(), dev_signer(2).address());
+        assert_eq!(
+            c.models,
+            vec![PathBuf::from("/etc/opml/../models/mnist-cnn")]
+        );
+        assert_eq!(c.db, PathBuf::from("/etc/opml/challenger.redb"));
+        assert_eq!(c.bond, U256::from(10u128.pow(18)));
+        assert_eq!(c.poll_interval, Duration::from_millis(250));
+        assert_eq!(c.fault, Fault::None);
+        assert!(matches!(c.rpc, Endpoint::Http(_)));
+    }
+
+    #[test]
+    fn rejects_bad_fields_by_name() {
+        let cases = [
+            (
+                r#"rpc = "http://127.0.0.1:8545""#,
+                r#"rpc = "not a url""#,
+                "rpc",
+            ),
+            (r#"key = "dev:2""#, r#"key = "0x1234""#, "key"),
+            (r#"bond = "1 ether""#, r#"bond = "one ether""#, "bond"),
+            (r#"bond = "1 ether""#, r#"bond = "1 potato""#, "bond"),
+            (r#"bond = "1 ether""#, r#"bond = "-1 ether""#, "bond"),
+            ("arity = 2", "arity = 1", "arity"),
+            (
+                "poll_interval_ms = 250",
+                "poll_interval_ms = 0",
+                "poll_interval_ms",
+            ),
+            (
+                r#"models = ["../models/mnist-cnn"]"#,
+                "models = []",
+                "models",
+            ),
+            ("arity = 2", r#"fault = "node=x""#, "fault"),
+        ];
+        for (from, to, want) in cases {
+            let text = GOOD.replace(from, to);
+            match BotConfig::parse(&text, Path::new(".")) {
+                Err(ConfigError::Field { field, .. }) => assert_eq!(field, want, "{to}"),
+                other => panic!("{to}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn rejects_unknown_and_missing_fields() {
+        for text in [
+            format!("{GOOD}\nbonds = \"1 ether\""),
+            GOOD.replace(r#"db = "challenger.redb""#, ""),
+            GOOD.replace("game = ", "game = 1 #"),
+        ] {
+            assert!(
+                matches!(
+                    BotConfig::parse(&text, Path::new(".")),
+                    Err(ConfigError::Parse { .. })
+                ),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn embedded_and_hex_keys() {
+        let text = GOOD.replace("http://127.0.0.1:8545", "embedded").replace(
+            "dev:2",
+            "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+        );
+        let c = BotConfig::parse(&text, Path::new(".")).unwrap();
+        assert_eq!(c.rpc, Endpoint::Embedded);
+        assert_eq!(c.signer.address(), dev_signer(0).address());
+    }
+}

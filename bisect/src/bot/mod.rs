@@ -1,0 +1,854 @@
+//! The long-running submitter and challenger bots (`opml submitter`, `opml challenger`).
+//!
+//! A bot polls the chain: new `Requested`, `ResultPosted` and `GameStarted` logs since its cursor,
+//! then every open game of its own, then finality and withdrawals. Every decision is derived again
+//! from the chain and its [`Store`] on each tick, so a tick that fails half-way (a dropped
+//! connection, a malformed answer, a kill) is simply done again: the cursor advances only after
+//! the logs it covers are recorded, a move is chosen from the game as the chain has it, and a
+//! signed transaction is written down before it is broadcast and re-sent as the same bytes after a
+//! restart ([`Outbox`]). Cached native runs let a restarted bot answer without re-running its
+//! models; the VM run of a disputed node is recorded again from those cached inputs, once.
+
+pub mod config;
+pub mod outbox;
+pub mod store;
+
+pub use config::{BotConfig, ConfigError, Endpoint};
+pub use outbox::{Backoff, Outbox};
+pub use store::{
+    GameRecord, Identity, PendingTx, RequestRecord, ResultRecord, Store, StoreError, Verdict,
+};
+
+use crate::client::{ClientError, GameClient, GameView, ResultStatus, Side};
+use crate::graph_phase::GraphPhase;
+use crate::party::{Challenger, Move, PartyError, Submitter};
+use crate::phase::PhaseError;
+use crate::Fault;
+use alloy::primitives::{Address, B256, U256};
+use alloy::providers::{DynProvider, Provider};
+use alloy::transports::layers::{RateLimitRetryPolicy, RetryPolicy};
+use opml_dnn::{Model, Tensor};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::{debug, error, info, warn};
+
+/// Why a bot cannot start or go on.
+#[derive(Debug, thiserror::Error)]
+pub enum BotError {
+    /// Its configuration does not fit the chain or its files.
+    #[error("{0}")]
+    Config(String),
+    /// A model folder could not be loaded.
+    #[error("model {path}: {source}")]
+    Model {
+        /// The folder.
+        path: String,
+        /// Why.
+        source: opml_dnn::ModelError,
+    },
+    /// The chain failed or refused (a tick that fails this way is retried).
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Its own computation failed.
+    #[error(transparent)]
+    Party(#[from] PartyError),
+}
+
+impl From<PhaseError> for BotError {
+    fn from(e: PhaseError) -> Self {
+        Self::Party(e.into())
+    }
+}
+
+fn read_error(what: &'static str) -> impl Fn(alloy::contract::Error) -> ClientError {
+    move |e| ClientError::from_call(what, e)
+}
+
+fn transport(what: &'static str) -> impl Fn(alloy::transports::TransportError) -> ClientError {
+    move |e| ClientError::Chain {
+        what,
+        source: Box::new(e.into()),
+    }
+}
+
+/// How long a bot waits for one answer of a JSON-RPC node before it treats the call as failed.
+pub const RPC_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Retries of one JSON-RPC call that failed in transport, before the failure reaches the tick
+/// (which is then retried with exponential backoff).
+pub const RPC_RETRIES: u32 = 6;
+
+/// Which failed JSON-RPC calls a bot's transport retries: every failure of the transport itself
+/// (connection dropped or refused, timeout, HTTP error status, a body that is not a JSON-RPC
+/// answer) and rate limits; not an error the node answered (a revert, a refused transaction),
+/// which is an answer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TransportRetryPolicy;
+
+impl RetryPolicy for TransportRetryPolicy {
+    fn should_retry(&self, error: &alloy::transports::TransportError) -> bool {
+        let retry = RateLimitRetryPolicy::default().should_retry(error)
+            || !matches!(error, alloy::transports::TransportError::ErrorResp(_));
+        if retry {
+            warn!("node call failed, retrying: {error}");
+        }
+        retry
+    }
+
+    fn backoff_hint(&self, error: &alloy::transports::TransportError) -> Option<Duration> {
+        RateLimitRetryPolicy::default().backoff_hint(error)
+    }
+}
+
+/// A provider without a wallet (the bot's [`Outbox`] signs) on the node at `url`: each call times
+/// out after [`RPC_TIMEOUT`] instead of hanging on a node that accepted and never answered, and
+/// is retried [`RPC_RETRIES`] times on a transport failure ([`TransportRetryPolicy`]).
+pub fn http_provider(url: alloy::transports::http::reqwest::Url) -> DynProvider {
+    use alloy::transports::http::reqwest::Client;
+    let http = Client::builder()
+        .timeout(RPC_TIMEOUT)
+        .build()
+        .expect("a reqwest client with a timeout builds");
+    let transport = alloy::transports::http::Http::with_client(http, url);
+    let is_local = transport.guess_local();
+    let retry = alloy::transports::layers::RetryBackoffLayer::new_with_policy(
+        RPC_RETRIES,
+        250,
+        u64::MAX,
+        TransportRetryPolicy,
+    );
+    let client = alloy::rpc::client::ClientBuilder::default()
+        .layer(retry)
+        .transport(transport, is_local);
+    alloy::providers::ProviderBuilder::default()
+        .connect_client(client)
+        .erased()
+}
+
+/// What one tick did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TickReport {
+    /// Transactions sent.
+    pub transactions: u32,
+    /// Games still open.
+    pub open_games: usize,
+    /// Results of its own (submitter) or disputed by it (challenger) still pending.
+    pub pending_results: usize,
+}
+
+/// A strategy of either side, as a bot holds it.
+enum Strategy {
+    Submitter(Box<Submitter>),
+    Challenger(Box<Challenger>),
+}
+
+impl Strategy {
+    fn next_move(&mut self, game: &GameView) -> Result<Option<Move>, PartyError> {
+        match self {
+            Strategy::Submitter(s) => s.next_move(game),
+            Strategy::Challenger(c) => c.next_move(game),
+        }
+    }
+
+    fn refused(&mut self) {
+        match self {
+            Strategy::Submitter(s) => s.refused(),
+            Strategy::Challenger(c) => c.refused(),
+        }
+    }
+}
+
+/// A running submitter or challenger.
+pub struct Bot {
+    role: Side,
+    config: BotConfig,
+    client: GameClient,
+    store: Arc<Store>,
+    account: Address,
+    /// Loaded models by commitment.
+    models: HashMap<B256, Arc<Model>>,
+    /// The contract's bond for this role.
+    bond: U256,
+    /// Strategies by game, rebuilt from the store after a restart.
+    strategies: HashMap<u64, Strategy>,
+}
+
+impl Bot {
+    /// Checks `config` against the chain behind `provider` (a provider without a wallet), opens
+    /// the database and settles any transaction a previous run left in flight. A node that fails
+    /// meanwhile is retried with backoff; a configuration that does not fit is an error.
+    pub async fn start(
+        role: Side,
+        config: BotConfig,
+        provider: DynProvider,
+    ) -> Result<Self, BotError> {
+        let mut backoff = Backoff::new(config.poll_interval, Duration::from_secs(10));
+        loop {
+            match Self::start_once(role, config.clone(), provider.clone()).await {
+                Err(BotError::Client(e)) if !e.is_rejection() => {
+                    let wait = backoff.next_delay();
+                    warn!("starting failed, retrying in {wait:?}: {e}");
+                    tokio::time::sleep(wait).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn start_once(
+        role: Side,
+        config: BotConfig,
+        provider: DynProvider,
+    ) -> Result<Self, BotError> {
+        let chain_id = provider
+            .get_chain_id()
+            .await
+            .map_err(transport("read chain id"))?;
+        let probe = GameClient::new(config.game, provider.clone()).await?;
+        if let Some(arity) = config.arity {
+            if arity != probe.arity() {
+                return Err(BotError::Config(format!(
+                    "the config says arity {arity}, the contract at {} plays {}",
+                    config.game,
+                    probe.arity()
+                )));
+            }
+        }
+        let bond = match role {
+            Side::Submitter => probe.contract().resultBond().call().await,
+            Side::Challenger => probe.contract().challengeBond().call().await,
+        }
+        .map_err(read_error("read bond"))?;
+        if bond > config.bond {
+            return Err(BotError::Config(format!(
+                "the contract's {role:?} bond is {bond} wei, more than the config's `bond` of {} wei",
+                config.bond
+            )));
+        }
+        let mut models = HashMap::new();
+        for path in &config.models {
+            let model_error = |source| BotError::Model {
+                path: path.display().to_string(),
+                source,
+            };
+            let model = Model::load(path).map_err(model_error)?;
+            let commitment = model.commitment().map_err(model_error)?;
+            info!(model = %model.manifest.name, commitment = %B256::from(commitment), "loaded");
+            models.insert(B256::from(commitment), Arc::new(model));
+        }
+        let account = config.signer.address();
+        let identity = Identity {
+            role,
+            chain_id,
+            game: config.game,
+            account,
+        };
+        if let Some(dir) = config.db.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                BotError::Config(format!(
+                    "creating the folder of {}: {e}",
+                    config.db.display()
+                ))
+            })?;
+        }
+        let store = Arc::new(Store::open(&config.db, &identity)?);
+        let outbox = Outbox::open(
+            provider,
+            config.signer.clone(),
+            chain_id,
+            store.clone(),
+            config.poll_interval,
+        )
+        .await?;
+        let client = GameClient::with_outbox(config.game, Arc::new(outbox)).await?;
+        info!(
+            %account,
+            game = %config.game,
+            chain_id,
+            results = store.results()?.len(),
+            games = store.games()?.len(),
+            cursor = store.cursor()?,
+            "{role:?} bot started"
+        );
+        Ok(Self {
+            role,
+            config,
+            client,
+            store,
+            account,
+            models,
+            bond,
+            strategies: HashMap::new(),
+        })
+    }
+
+    /// Its account.
+    pub fn account(&self) -> Address {
+        self.account
+    }
+
+    /// Its database.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Ticks every poll interval until `stop` completes. A tick that fails (the node unreachable,
+    /// a malformed answer) is logged and retried with backoff; nothing it did half-way is lost.
+    pub async fn run(mut self, stop: impl Future<Output = ()>) -> Result<(), BotError> {
+        let started = Instant::now();
+        let mut caught_up = false;
+        let mut backoff = Backoff::new(self.config.poll_interval, Duration::from_secs(10));
+        tokio::pin!(stop);
+        loop {
+            let wait = match self.tick().await {
+                Ok(report) => {
+                    if !caught_up {
+                        caught_up = true;
+                        info!(
+                            ms = started.elapsed().as_millis() as u64,
+                            open_games = report.open_games,
+                            pending_results = report.pending_results,
+                            "caught up with the chain"
+                        );
+                    }
+                    backoff.reset();
+                    self.config.poll_interval
+                }
+                Err(BotError::Client(e)) => {
+                    let wait = backoff.next_delay();
+                    warn!("tick failed, retrying in {wait:?}: {e}");
+                    wait
+                }
+                Err(e) => return Err(e),
+            };
+            tokio::select! {
+                _ = &mut stop => return Ok(()),
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// One pass: new logs, then every open game, then finality and withdrawal.
+    pub async fn tick(&mut self) -> Result<TickReport, BotError> {
+        let mut report = TickReport::default();
+        let head = self
+            .client
+            .contract()
+            .provider()
+            .get_block_number()
+            .await
+            .map_err(transport("read block number"))?;
+        let from = self.store.cursor()?.unwrap_or(self.config.from_block);
+        if from <= head {
+            match self.role {
+                Side::Submitter => {
+                    self.scan_requests(from, head, &mut report).await?;
+                    self.scan_games(from, head).await?;
+                }
+                Side::Challenger => {
+                    self.scan_games(from, head).await?;
+                    self.scan_results(from, head, &mut report).await?;
+                }
+            }
+            self.store.set_cursor(head + 1)?;
+        }
+        for (id, game) in self.store.games()? {
+            if game.winner.is_none() {
+                self.play(id, game, &mut report).await?;
+            }
+        }
+        self.settle_results(&mut report).await?;
+        let credit = self
+            .client
+            .contract()
+            .credit(self.account)
+            .call()
+            .await
+            .map_err(read_error("read credit"))?;
+        if !credit.is_zero() {
+            let tx = self.client.withdraw().await?;
+            report.transactions += 1;
+            info!(wei = %credit, gas = tx.gas, "withdrew");
+        }
+        Ok(report)
+    }
+
+    fn model(&self, commitment: &B256) -> Option<Arc<Model>> {
+        self.models.get(commitment).cloned()
+    }
+
+    /// The request's input as its `Requested` log carries it, decoded for `model`.
+    async fn request_input(
+        &self,
+        request: u64,
+        model: &Model,
+    ) -> Result<Result<Tensor, String>, BotError> {
+        let logs = self
+            .client
+            .contract()
+            .Requested_filter()
+            .topic1(U256::from(request))
+            .from_block(0)
+            .query()
+            .await
+            .map_err(read_error("read Requested logs"))?;
+        let Some((event, _)) = logs.last() else {
+            return Ok(Err(format!("request {request} has no Requested log")));
+        };
+        let spec = &model.manifest.input;
+        Ok(Tensor::from_le_bytes(spec.dtype, &spec.shape, &event.data)
+            .map_err(|e| format!("request {request}: the input is not the model's: {e}")))
+    }
+
+    /// The view of request `request`'s run by `model` from the cache, else run natively and cached.
+    async fn view(
+        &self,
+        request: u64,
+        model: &Arc<Model>,
+        input: Option<Tensor>,
+    ) -> Result<Result<GraphPhase, String>, BotError> {
+        if let Some(mut tensors) = self.store.view(request)? {
+            if tensors.len() == model.manifest.nodes.len() + 1 {
+                let input = tensors.remove(0);
+                return Ok(Ok(GraphPhase::from_outputs(model.clone(), input, tensors)?));
+            }
+            warn!(
+                request,
+                "cached run has the wrong number of tensors; running again"
+            );
+        }
+        let input = match input {
+            Some(input) => input,
+            None => match self.request_input(request, model).await? {
+                Ok(input) => input,
+                Err(reason) => return Ok(Err(reason)),
+            },
+        };
+        let view = match self.role {
+            // A scripted liar's view is its lie.
+            Side::Submitter => Submitter::new(model.clone(), input, self.config.fault)?
+                .view()
+                .clone(),
+            Side::Challenger => Challenger::new(model.clone(), input, self.config.fault)?
+                .view()
+                .clone(),
+        };
+        let mut tensors = vec![view.input()];
+        tensors.extend(view.outputs());
+        self.store.put_view(request, &tensors)?;
+        Ok(Ok(view))
+    }
+
+    /// The strategy for game `id` on result `result`, rebuilt from the cached run when needed.
+    async fn strategy(&mut self, id: u64, result: u64) -> Result<Option<&mut Strategy>, BotError> {
+        if !self.strategies.contains_key(&id) {
+            let Some(record) = self.store.result(result)? else {
+                warn!(
+                    game = id,
+                    result, "game on a result the bot has no record of"
+                );
+                return Ok(None);
+            };
+            let Some(model) = self.model(&record.model) else {
+                return Ok(None);
+            };
+            let view = match self.view(record.request, &model, None).await? {
+                Ok(view) => view,
+                Err(reason) => {
+                    warn!(game = id, "cannot play: {reason}");
+                    return Ok(None);
+                }
+            };
+            let fault = self.config.fault;
+            let strategy = match self.role {
+                Side::Submitter => Strategy::Submitter(Box::new(Submitter::with_view(view, fault))),
+                Side::Challenger => {
+                    Strategy::Challenger(Box::new(Challenger::with_view(view, fault)))
+                }
+            };
+            self.strategies.insert(id, strategy);
+        }
+        Ok(self.strategies.get_mut(&id))
+    }
+
+    /// Plays game `id` while the bot has a move in it.
+    async fn play(
+        &mut self,
+        id: u64,
+        mut record: GameRecord,
+        report: &mut TickReport,
+    ) -> Result<(), BotError> {
+        loop {
+            let view = self.client.view(id).await?;
+            if view.is_over() {
+                let winner = view.winner.expect("a finished game has a winner");
+                record.winner = Some(winner);
+                self.store.put_game(id, &record)?;
+                self.strategies.remove(&id);
+                let outcome = if winner == record.side { "won" } else { "lost" };
+                info!(
+                    game = id,
+                    result = record.result,
+                    ?winner,
+                    moves = record.moves,
+                    gas = record.gas,
+                    "game over: {outcome}"
+                );
+                return Ok(());
+            }
+            if self.role == Side::Challenger
+                && self.client.result_status(record.result).await? == ResultStatus::Rejected
+            {
+                let tx = self.client.close_settled(id).await?;
+                report.transactions += 1;
+                record.gas += tx.gas;
+                info!(
+                    game = id,
+                    result = record.result,
+                    "result rejected by another game: closed, bond back"
+                );
+                continue;
+            }
+            let Some(strategy) = self.strategy(id, record.result).await? else {
+                report.open_games += 1;
+                return Ok(());
+            };
+            let Some(mv) = strategy.next_move(&view)? else {
+                report.open_games += 1;
+                return Ok(());
+            };
+            let name = mv.name();
+            match self.client.play(id, &mv).await {
+                Ok(tx) => {
+                    record.moves += 1;
+                    record.gas += tx.gas;
+                    self.store.put_game(id, &record)?;
+                    report.transactions += 1;
+                    info!(
+                        game = id,
+                        phase = view.phase,
+                        lo = view.lo,
+                        hi = view.hi,
+                        gas = tx.gas,
+                        "{name}"
+                    );
+                }
+                Err(e) if e.is_rejection() => {
+                    if self.config.fault == Fault::None {
+                        error!(game = id, "{name} refused, will look again: {e}");
+                    } else {
+                        warn!(game = id, "scripted {name} refused, stops moving: {e}");
+                        if let Some(s) = self.strategies.get_mut(&id) {
+                            s.refused();
+                        }
+                    }
+                    report.open_games += 1;
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Records the games started since `from` that are the bot's: on its results (submitter) or
+    /// opened by it (challenger; a challenge whose record a kill prevented).
+    async fn scan_games(&mut self, from: u64, to: u64) -> Result<(), BotError> {
+        let filter = self
+            .client
+            .contract()
+            .GameStarted_filter()
+            .from_block(from)
+            .to_block(to);
+        let filter = match self.role {
+            Side::Challenger => filter.topic3(self.account.into_word()),
+            Side::Submitter => filter,
+        };
+        let logs = filter
+            .query()
+            .await
+            .map_err(read_error("read GameStarted logs"))?;
+        for (event, _) in logs {
+            if self.store.game(event.game)?.is_some() {
+                continue;
+            }
+            let ours = match self.role {
+                Side::Submitter => self
+                    .store
+                    .result(event.result)?
+                    .is_some_and(|r| r.verdict == Verdict::Posted),
+                Side::Challenger => true,
+            };
+            if !ours {
+                continue;
+            }
+            if self.role == Side::Challenger {
+                self.follow_result(event.result, Verdict::Disputed).await?;
+            }
+            info!(game = event.game, result = event.result, challenger = %event.challenger, "game started");
+            self.store.put_game(
+                event.game,
+                &GameRecord {
+                    result: event.result,
+                    side: self.role,
+                    winner: None,
+                    moves: 0,
+                    gas: 0,
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Records result `id` as the chain has it, with `verdict`.
+    async fn follow_result(&self, id: u64, verdict: Verdict) -> Result<ResultRecord, BotError> {
+        let r = self
+            .client
+            .contract()
+            .result(id)
+            .call()
+            .await
+            .map_err(read_error("read result"))?;
+        let q = self
+            .client
+            .contract()
+            .request(r.request)
+            .call()
+            .await
+            .map_err(read_error("read request"))?;
+        let record = ResultRecord {
+            request: r.request,
+            model: q.model,
+            submitter: r.submitter,
+            output: r.output,
+            trace_root: r.traceRoot,
+            deadline: r.deadline,
+            status: ResultStatus::from_code(r.status),
+            verdict,
+        };
+        self.store.put_result(id, &record)?;
+        Ok(record)
+    }
+
+    /// Submitter: answers the new requests for its models.
+    async fn scan_requests(
+        &mut self,
+        from: u64,
+        to: u64,
+        report: &mut TickReport,
+    ) -> Result<(), BotError> {
+        let logs = self
+            .client
+            .contract()
+            .Requested_filter()
+            .from_block(from)
+            .to_block(to)
+            .query()
+            .await
+            .map_err(read_error("read Requested logs"))?;
+        for (event, _) in logs {
+            let id = event.request;
+            let Some(model) = self.model(&event.model) else {
+                debug!(request = id, model = %event.model, "not one of our models");
+                continue;
+            };
+            if self.store.request(id)?.is_some() {
+                continue;
+            }
+            if !self.config.serve.is_empty() && !self.config.serve.contains(&event.requester) {
+                debug!(request = id, requester = %event.requester, "not a requester we serve");
+                continue;
+            }
+            let stored = self
+                .client
+                .contract()
+                .request(id)
+                .call()
+                .await
+                .map_err(read_error("read request"))?;
+            if stored.result != 0 {
+                let record = self.follow_result(stored.result, Verdict::Posted).await?;
+                if record.submitter == self.account {
+                    info!(
+                        request = id,
+                        result = stored.result,
+                        "found our answer posted before the restart"
+                    );
+                    self.store.put_request(
+                        id,
+                        &RequestRecord::Answered {
+                            result: stored.result,
+                        },
+                    )?;
+                } else {
+                    self.store.put_request(
+                        id,
+                        &RequestRecord::Skipped {
+                            reason: format!("answered by {} first", record.submitter),
+                        },
+                    )?;
+                }
+                continue;
+            }
+            let spec = &model.manifest.input;
+            let input = match Tensor::from_le_bytes(spec.dtype, &spec.shape, &event.data) {
+                Ok(input) => input,
+                Err(e) => {
+                    warn!(request = id, "skipped: the input is not the model's: {e}");
+                    self.store.put_request(
+                        id,
+                        &RequestRecord::Skipped {
+                            reason: format!("input: {e}"),
+                        },
+                    )?;
+                    continue;
+                }
+            };
+            let view = match self.view(id, &model, Some(input)).await? {
+                Ok(view) => view,
+                Err(reason) => {
+                    self.store
+                        .put_request(id, &RequestRecord::Skipped { reason })?;
+                    continue;
+                }
+            };
+            let submitter = Submitter::with_view(view, self.config.fault);
+            let (tx, result) = self
+                .client
+                .submit_result(id, submitter.output(), submitter.trace_root(), self.bond)
+                .await?;
+            report.transactions += 1;
+            self.follow_result(result, Verdict::Posted).await?;
+            self.store
+                .put_request(id, &RequestRecord::Answered { result })?;
+            info!(request = id, result, output = %B256::from(submitter.output()), gas = tx.gas, "posted a result");
+        }
+        Ok(())
+    }
+
+    /// Challenger: re-executes every new result of its models and challenges those that differ.
+    async fn scan_results(
+        &mut self,
+        from: u64,
+        to: u64,
+        report: &mut TickReport,
+    ) -> Result<(), BotError> {
+        let logs = self
+            .client
+            .contract()
+            .ResultPosted_filter()
+            .from_block(from)
+            .to_block(to)
+            .query()
+            .await
+            .map_err(read_error("read ResultPosted logs"))?;
+        for (event, _) in logs {
+            let id = event.result;
+            if self.store.result(id)?.is_some() {
+                continue;
+            }
+            let mut record = self.follow_result(id, Verdict::Ignored).await?;
+            let Some(model) = self.model(&record.model) else {
+                debug!(result = id, "not one of our models");
+                continue;
+            };
+            let view = match self.view(record.request, &model, None).await? {
+                Ok(view) => view,
+                Err(reason) => {
+                    warn!(result = id, "ignored: {reason}");
+                    continue;
+                }
+            };
+            let challenger = Challenger::with_view(view, self.config.fault);
+            if !challenger.disputes(event.output.0, event.traceRoot.0) {
+                record.verdict = Verdict::Agrees;
+                self.store.put_result(id, &record)?;
+                info!(result = id, request = record.request, "re-executed: agrees");
+                continue;
+            }
+            if record.status != ResultStatus::Pending {
+                warn!(result = id, status = ?record.status, "re-executed: differs, but it is no longer pending");
+                continue;
+            }
+            let (tx, game) = match self.client.challenge(id, self.bond).await {
+                Ok(ok) => ok,
+                Err(e) if e.is_rejection() => {
+                    warn!(
+                        result = id,
+                        "re-executed: differs, but the challenge was refused: {e}"
+                    );
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            report.transactions += 1;
+            record.verdict = Verdict::Disputed;
+            self.store.put_result(id, &record)?;
+            self.store.put_game(
+                game,
+                &GameRecord {
+                    result: id,
+                    side: Side::Challenger,
+                    winner: None,
+                    moves: 0,
+                    gas: tx.gas,
+                },
+            )?;
+            self.strategies
+                .insert(game, Strategy::Challenger(Box::new(challenger)));
+            info!(
+                result = id,
+                game,
+                gas = tx.gas,
+                "re-executed: differs; challenged"
+            );
+        }
+        Ok(())
+    }
+
+    /// Follows the bot's pending results to finality: the submitter finalizes its own once the
+    /// window has passed with no open game.
+    async fn settle_results(&mut self, report: &mut TickReport) -> Result<(), BotError> {
+        for (id, mut record) in self.store.results()? {
+            let watched = match self.role {
+                Side::Submitter => {
+                    record.verdict == Verdict::Posted && record.submitter == self.account
+                }
+                Side::Challenger => record.verdict == Verdict::Disputed,
+            };
+            if !watched || record.status != ResultStatus::Pending {
+                continue;
+            }
+            let mut status = self.client.result_status(id).await?;
+            if status == ResultStatus::Pending && self.role == Side::Submitter {
+                let now = self.client.now().await?;
+                let wall = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                if now.max(wall) >= record.deadline {
+                    match self.client.finalize(id).await {
+                        Ok(tx) => {
+                            report.transactions += 1;
+                            status = ResultStatus::Final;
+                            info!(result = id, gas = tx.gas, "finalized");
+                        }
+                        Err(e) if e.is_rejection() => debug!(result = id, "not final yet: {e}"),
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+            if status != record.status {
+                info!(result = id, ?status, "result settled");
+                record.status = status;
+                self.store.put_result(id, &record)?;
+            } else {
+                report.pending_results += 1;
+            }
+        }
+        Ok(())
+    }
+}
