@@ -2,6 +2,7 @@
 //! researchers.
 
 mod bench;
+mod bots;
 mod demo;
 mod dispute;
 mod model;
@@ -59,6 +60,18 @@ enum Command {
     /// Dispute games: simulate a whole dispute between an honest and a faulty party.
     #[command(subcommand)]
     Dispute(dispute::DisputeCommand),
+    /// The submitter bot: answers inference requests for its models with a bonded result,
+    /// defends every dispute on them to the end, finalizes and withdraws. Runs until Ctrl-C or
+    /// SIGTERM; its database lets it resume after any crash.
+    Submitter(bots::BotArgs),
+    /// The challenger bot: re-executes every result of the models it knows, challenges those that
+    /// differ, plays every game to the end and withdraws. Runs until Ctrl-C or SIGTERM; its
+    /// database lets it resume after any crash.
+    Challenger(bots::BotArgs),
+    /// Deploy Step, NodeVm, Registry and DisputeGame on a node and register models (dev account 0).
+    Deploy(bots::DeployArgs),
+    /// Post an inference request with a held-out MNIST digit; prints the request id.
+    Request(bots::RequestArgs),
 }
 
 #[derive(Subcommand)]
@@ -89,6 +102,10 @@ fn main() -> ExitCode {
         Command::Model(cmd) => model::run(cmd),
         Command::Infer(args) => model::infer(args),
         Command::Dispute(cmd) => dispute::run(cmd),
+        Command::Submitter(args) => bots::run_bot(opml_bisect::Side::Submitter, args),
+        Command::Challenger(args) => bots::run_bot(opml_bisect::Side::Challenger, args),
+        Command::Deploy(args) => bots::deploy(args),
+        Command::Request(args) => bots::request(args),
     };
     match result {
         Ok(code) => code,

@@ -27,6 +27,11 @@ pub(crate) struct ChainArgs {
 }
 
 impl ChainArgs {
+    /// Whether no node was named (the embedded chain, private to this process).
+    pub(crate) fn is_embedded(&self) -> bool {
+        self.rpc.is_none()
+    }
+
     /// Providers signing as dev accounts `0..accounts` of the Hardhat/Anvil test mnemonic, all on
     /// the same chain (checked to be reachable), and a name of the chain for reports.
     pub(crate) async fn providers(&self, accounts: u32) -> Result<(Vec<DynProvider>, String)> {

@@ -1,0 +1,192 @@
+//! `opml submitter`, `opml challenger` (the long-running bots), and the operator commands around
+//! them: `opml deploy` (contracts and models on a node) and `opml request` (ask for an inference).
+
+use crate::onchain::{runtime, ChainArgs};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use opml_bisect::bot::{http_provider, Endpoint};
+use opml_bisect::{Bot, BotConfig, Deployment, GameClient, GameParams, Side};
+use opml_dnn::mnist::{quantize_image, Dataset};
+use opml_dnn::Model;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tracing::info;
+
+#[derive(Args)]
+pub(crate) struct BotArgs {
+    /// The bot's TOML file: rpc (a node URL), key (hex, or dev:N for the test mnemonic), game (the
+    /// DisputeGame address), models (folders), bond (the most it locks, e.g. "1 ether"), arity,
+    /// poll_interval_ms, db (its redb file), serve (submitter: requesters it answers) and
+    /// from_block. See docs/bots.md.
+    #[arg(long)]
+    config: PathBuf,
+}
+
+/// Runs the bot of `role` until Ctrl-C or SIGTERM.
+pub(crate) fn run_bot(role: Side, args: BotArgs) -> Result<ExitCode> {
+    let config = BotConfig::load(&args.config)?;
+    let url = match &config.rpc {
+        Endpoint::Http(url) => url.clone(),
+        Endpoint::Embedded => bail!(
+            "{}: rpc = \"embedded\": the embedded chain lives inside one process, so a bot on it \
+             runs inside `opml demo`; give a node's URL here",
+            args.config.display()
+        ),
+    };
+    runtime()?.block_on(async move {
+        let bot = Bot::start(role, config, http_provider(url)).await?;
+        bot.run(shutdown()).await?;
+        info!("stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct DeployArgs {
+    /// Model folders to register.
+    #[arg(long = "model", required = true)]
+    models: Vec<PathBuf>,
+    /// Sub-segments per dissection move.
+    #[arg(long, default_value_t = 2)]
+    arity: u64,
+    /// Seconds a result may be challenged.
+    #[arg(long, default_value_t = 3600)]
+    window: u64,
+    /// Seconds on each party's chess clock per game.
+    #[arg(long, default_value_t = 1800)]
+    clock: u64,
+    /// Print the addresses as one JSON object.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    chain: ChainArgs,
+}
+
+#[derive(Serialize)]
+struct DeployReport {
+    #[serde(flatten)]
+    deployment: Deployment,
+    params: GameParams,
+    /// Model commitments, in the order given.
+    models: Vec<String>,
+}
+
+/// Deploys Step, NodeVm, Registry and DisputeGame with dev account 0 and registers the models.
+pub(crate) fn deploy(args: DeployArgs) -> Result<ExitCode> {
+    if args.chain.is_embedded() {
+        bail!("opml deploy needs --rpc URL: what it deploys on the embedded chain ends with the process");
+    }
+    let models = args
+        .models
+        .iter()
+        .map(|p| Model::load(p).with_context(|| format!("loading {}", p.display())))
+        .collect::<Result<Vec<_>>>()?;
+    let params = GameParams {
+        arity: args.arity,
+        challenge_window: args.window,
+        clock: args.clock,
+        ..GameParams::default()
+    };
+    let report = runtime()?.block_on(async {
+        let (providers, chain) = args.chain.providers(1).await?;
+        let deployment = Deployment::deploy(&providers[0], &params)
+            .await
+            .with_context(|| format!("deploying on {chain}"))?;
+        let mut commitments = Vec::new();
+        for (model, path) in models.iter().zip(&args.models) {
+            let (_, c) = deployment
+                .register_model(&providers[0], model, &format!("file:{}", path.display()))
+                .await
+                .with_context(|| format!("registering {}", path.display()))?;
+            commitments.push(format!("0x{}", hex::encode(c)));
+        }
+        anyhow::Ok(DeployReport {
+            deployment,
+            params,
+            models: commitments,
+        })
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let d = &report.deployment;
+        println!("Step        {}", d.step);
+        println!("NodeVm      {}", d.node_vm);
+        println!("Registry    {}", d.registry);
+        println!("DisputeGame {}", d.game);
+        for (path, c) in args.models.iter().zip(&report.models) {
+            println!("model       {c}  ({})", path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub(crate) struct RequestArgs {
+    /// The DisputeGame contract.
+    #[arg(long)]
+    game: alloy::primitives::Address,
+    /// The model to run (its folder; its commitment is what the request names).
+    #[arg(long, default_value = "models/mnist-cnn")]
+    model: PathBuf,
+    /// Index of the held-out digit to request (the MNIST test split of scripts/mnist).
+    #[arg(long)]
+    digit: usize,
+    /// The digits.
+    #[arg(long, default_value = "data/mnist/test.safetensors")]
+    data: PathBuf,
+    /// Dev account (of the test mnemonic) that signs the request.
+    #[arg(long, default_value_t = 0)]
+    account: u32,
+    #[command(flatten)]
+    chain: ChainArgs,
+}
+
+/// Posts one inference request with a held-out MNIST digit; prints the request id.
+pub(crate) fn request(args: RequestArgs) -> Result<ExitCode> {
+    if args.chain.is_embedded() {
+        bail!("opml request needs --rpc URL");
+    }
+    let model = Model::load(&args.model)?;
+    let data = Dataset::load(&args.data)?;
+    if args.digit >= data.len() {
+        bail!(
+            "--digit {}: {} has {} digits",
+            args.digit,
+            args.data.display(),
+            data.len()
+        );
+    }
+    let input = quantize_image(data.image(args.digit));
+    let spec = &model.manifest.input;
+    let header = opml_dnn::tensor::header(spec.dtype, &spec.shape)?;
+    let commitment = model.commitment()?;
+    let id = runtime()?.block_on(async {
+        let (providers, _) = args.chain.providers(args.account + 1).await?;
+        let client = GameClient::new(args.game, providers[args.account as usize].clone()).await?;
+        let (tx, id) = client
+            .request(commitment, &header, &input.to_le_bytes())
+            .await?;
+        info!(
+            request = id,
+            gas = tx.gas,
+            digit = args.digit,
+            label = data.labels[args.digit],
+            "requested"
+        );
+        anyhow::Ok(id)
+    })?;
+    println!("{id}");
+    Ok(ExitCode::SUCCESS)
+}
