@@ -6,7 +6,9 @@ module.exports = {
     hardhat: {
       chainId: 31337,
       hardfork: 'cancun',
-      mining: { auto: true },
+      // Automine for transactions, and a block every second so that the chain's clock (the latest
+      // block's timestamp) moves on while the bots wait for windows and clocks.
+      mining: { auto: true, interval: 1000 },
     },
   },
 };
