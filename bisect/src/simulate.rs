@@ -164,7 +164,8 @@ pub fn short(h: &[u8; 32]) -> String {
     format!("0x{}…", hex::encode(&h[..4]))
 }
 
-fn describe(mv: &Move, view: Option<&GameView>) -> String {
+/// What a move says, for a person.
+pub(crate) fn describe(mv: &Move, view: Option<&GameView>) -> String {
     match mv {
         Move::Claims(claims) => format!(
             "claims [{}]",

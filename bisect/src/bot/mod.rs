@@ -23,6 +23,7 @@ use crate::client::{ClientError, GameClient, GameView, ResultStatus, Side};
 use crate::graph_phase::GraphPhase;
 use crate::party::{Challenger, Move, PartyError, Submitter};
 use crate::phase::PhaseError;
+use crate::simulate::{describe, short, MoveRecord};
 use crate::Fault;
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::{DynProvider, Provider};
@@ -32,6 +33,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, error, info, warn};
 
 /// Why a bot cannot start or go on.
@@ -141,6 +143,21 @@ pub struct TickReport {
     pub pending_results: usize,
 }
 
+/// One transaction a bot sent, for whoever watches it (`opml demo` builds its transcript from them).
+#[derive(Debug, Clone)]
+pub struct BotEvent {
+    /// The bot's account.
+    pub account: Address,
+    /// The game, for a game's transactions.
+    pub game: Option<u64>,
+    /// The result it concerns, where one does.
+    pub result: Option<u64>,
+    /// Wei paid out, for a withdrawal.
+    pub withdrawn: U256,
+    /// The transaction.
+    pub record: MoveRecord,
+}
+
 /// A strategy of either side, as a bot holds it.
 enum Strategy {
     Submitter(Box<Submitter>),
@@ -176,6 +193,7 @@ pub struct Bot {
     bond: U256,
     /// Strategies by game, rebuilt from the store after a restart.
     strategies: HashMap<u64, Strategy>,
+    events: Option<UnboundedSender<BotEvent>>,
 }
 
 impl Bot {
@@ -284,7 +302,27 @@ impl Bot {
             models,
             bond,
             strategies: HashMap::new(),
+            events: None,
         })
+    }
+
+    /// Reports every transaction it sends to `events`.
+    pub fn with_events(mut self, events: UnboundedSender<BotEvent>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    fn emit(&self, game: Option<u64>, result: Option<u64>, withdrawn: U256, record: MoveRecord) {
+        if let Some(events) = &self.events {
+            // A watcher that went away does not stop the bot.
+            let _ = events.send(BotEvent {
+                account: self.account,
+                game,
+                result,
+                withdrawn,
+                record,
+            });
+        }
     }
 
     /// Its account.
@@ -371,9 +409,17 @@ impl Bot {
             .await
             .map_err(read_error("read credit"))?;
         if !credit.is_zero() {
+            let t = Instant::now();
             let tx = self.client.withdraw().await?;
             report.transactions += 1;
             info!(wei = %credit, gas = tx.gas, "withdrew");
+            let detail = format!("{} ETH", alloy::primitives::utils::format_ether(credit));
+            self.emit(
+                None,
+                None,
+                credit,
+                MoveRecord::new(self.role, "withdraw", None, detail, tx.gas, t),
+            );
         }
         Ok(report)
     }
@@ -504,9 +550,17 @@ impl Bot {
             if self.role == Side::Challenger
                 && self.client.result_status(record.result).await? == ResultStatus::Rejected
             {
+                let t = Instant::now();
                 let tx = self.client.close_settled(id).await?;
                 report.transactions += 1;
                 record.gas += tx.gas;
+                let detail = format!("result {} rejected by another game", record.result);
+                self.emit(
+                    Some(id),
+                    Some(record.result),
+                    U256::ZERO,
+                    MoveRecord::new(self.role, "close-settled", Some(&view), detail, tx.gas, t),
+                );
                 info!(
                     game = id,
                     result = record.result,
@@ -523,12 +577,26 @@ impl Bot {
                 return Ok(());
             };
             let name = mv.name();
+            let t = Instant::now();
             match self.client.play(id, &mv).await {
                 Ok(tx) => {
                     record.moves += 1;
                     record.gas += tx.gas;
                     self.store.put_game(id, &record)?;
                     report.transactions += 1;
+                    self.emit(
+                        Some(id),
+                        Some(record.result),
+                        U256::ZERO,
+                        MoveRecord::new(
+                            self.role,
+                            name,
+                            Some(&view),
+                            describe(&mv, Some(&view)),
+                            tx.gas,
+                            t,
+                        ),
+                    );
                     info!(
                         game = id,
                         phase = view.phase,
@@ -717,6 +785,7 @@ impl Bot {
                 }
             };
             let submitter = Submitter::with_view(view, self.config.fault);
+            let t = Instant::now();
             let (tx, result) = self
                 .client
                 .submit_result(id, submitter.output(), submitter.trace_root(), self.bond)
@@ -726,6 +795,13 @@ impl Bot {
             self.store
                 .put_request(id, &RequestRecord::Answered { result })?;
             info!(request = id, result, output = %B256::from(submitter.output()), gas = tx.gas, "posted a result");
+            let detail = format!("request {id}: output {}", short(&submitter.output()));
+            self.emit(
+                None,
+                Some(result),
+                U256::ZERO,
+                MoveRecord::new(self.role, "post-result", None, detail, tx.gas, t),
+            );
         }
         Ok(())
     }
@@ -774,6 +850,7 @@ impl Bot {
                 warn!(result = id, status = ?record.status, "re-executed: differs, but it is no longer pending");
                 continue;
             }
+            let t = Instant::now();
             let (tx, game) = match self.client.challenge(id, self.bond).await {
                 Ok(ok) => ok,
                 Err(e) if e.is_rejection() => {
@@ -806,6 +883,13 @@ impl Bot {
                 gas = tx.gas,
                 "re-executed: differs; challenged"
             );
+            let detail = format!("result {id}: output {} differs", short(&event.output.0));
+            self.emit(
+                Some(game),
+                Some(id),
+                U256::ZERO,
+                MoveRecord::new(self.role, "challenge", None, detail, tx.gas, t),
+            );
         }
         Ok(())
     }
@@ -830,11 +914,19 @@ impl Bot {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs());
                 if now.max(wall) >= record.deadline {
+                    let t = Instant::now();
                     match self.client.finalize(id).await {
                         Ok(tx) => {
                             report.transactions += 1;
                             status = ResultStatus::Final;
                             info!(result = id, gas = tx.gas, "finalized");
+                            let detail = format!("result {id}");
+                            self.emit(
+                                None,
+                                Some(id),
+                                U256::ZERO,
+                                MoveRecord::new(self.role, "finalize", None, detail, tx.gas, t),
+                            );
                         }
                         Err(e) if e.is_rejection() => debug!(result = id, "not final yet: {e}"),
                         Err(e) => return Err(e.into()),
