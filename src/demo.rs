@@ -4,12 +4,14 @@
 //! step executed by the chain; the honest results become final and every bond is paid out.
 
 use crate::onchain::runtime;
+use alloy::primitives::{Address, U256};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use opml_bisect::bot::Endpoint;
 use opml_bisect::simulate::short;
 use opml_bisect::{
-    advance_time, play_game, Challenger, Deployment, Fault, GameClient, GameParams, MoveRecord,
+    advance_time, Bot, BotConfig, Deployment, Fault, GameClient, GameParams, MoveRecord,
     ResultStatus, Side, Submitter,
 };
 use opml_contracts::dev_signer;
@@ -20,6 +22,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 use std::time::Instant;
 
 #[derive(Args)]
@@ -48,7 +51,7 @@ pub(crate) struct DemoArgs {
 }
 
 /// Who sent a transaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 enum Actor {
     Requester,
@@ -61,6 +64,8 @@ enum Actor {
 struct DemoMove {
     actor: Actor,
     game: Option<u64>,
+    /// The result it concerns, where one does.
+    result: Option<u64>,
     /// The transaction (its `party` is the game side where it has one).
     #[serde(flatten)]
     record: MoveRecord,
@@ -143,11 +148,24 @@ fn step(json: bool, text: String) {
     }
 }
 
+/// Dev accounts of the demo's parties (the Hardhat/Anvil test mnemonic).
+const REQUESTER: u32 = 0;
+const HONEST: u32 = 1;
+const CHALLENGER: u32 = 2;
+const FAULTY: u32 = 3;
+/// The faulty submitter's client: the honest submitter serves account 0's requests, the faulty one
+/// this account's.
+const FAULTY_CLIENT: u32 = 4;
+/// How long without a move before the demo takes a party to have stopped moving.
+const STALLED: Duration = Duration::from_secs(3);
+/// How long the demo waits for the bots before it gives up.
+const PATIENCE: Duration = Duration::from_secs(600);
+
 async fn run(args: &DemoArgs, model: Arc<Model>, data: &Dataset) -> Result<DemoReport> {
     let start = Instant::now();
     let json = args.json;
-    let (providers, chain_name) = args.chain.providers(4).await?;
-    let provider = |i: usize| providers[i].clone();
+    let (providers, chain_name) = args.chain.providers(FAULTY_CLIENT + 1).await?;
+    let provider = |i: u32| providers[i as usize].clone();
     let params = GameParams {
         arity: args.arity,
         ..GameParams::default()
@@ -159,7 +177,7 @@ async fn run(args: &DemoArgs, model: Arc<Model>, data: &Dataset) -> Result<DemoR
             model.manifest.name, args.requests, args.fault, args.arity
         ),
     );
-    let deployment = Deployment::deploy(&provider(0), &params)
+    let deployment = Deployment::deploy(&provider(REQUESTER), &params)
         .await
         .context("deploying the contracts")?;
     step(json, format!(
@@ -168,7 +186,7 @@ async fn run(args: &DemoArgs, model: Arc<Model>, data: &Dataset) -> Result<DemoR
     ));
     let (_, commitment) = deployment
         .register_model(
-            &provider(1),
+            &provider(HONEST),
             &model,
             &format!("file:{}", args.model.display()),
         )
@@ -183,265 +201,281 @@ async fn run(args: &DemoArgs, model: Arc<Model>, data: &Dataset) -> Result<DemoR
         ),
     );
 
-    let client = |i| GameClient::new(deployment.game, provider(i));
-    let requester = client(0).await?;
-    let honest = client(1).await?;
-    let attacker = client(2).await?;
-    let faulty = client(3).await?;
-    let mut moves: Vec<DemoMove> = Vec::new();
+    // The three bots, each with its own database, as `opml submitter` / `opml challenger` run them.
+    let dir = std::env::temp_dir().join(format!("opml-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (events, mut transcript) = tokio::sync::mpsc::unbounded_channel();
+    let bot = |role: Side, account: u32, name: &str, serve: Option<u32>, fault: Fault| {
+        let config = BotConfig {
+            rpc: Endpoint::Embedded,
+            signer: dev_signer(account),
+            game: deployment.game,
+            models: vec![args.model.clone()],
+            bond: params.result_bond.max(params.challenge_bond),
+            arity: Some(args.arity),
+            poll_interval: Duration::from_millis(20),
+            db: dir.join(format!("{name}.redb")),
+            serve: serve.map(|c| dev_signer(c).address()).into_iter().collect(),
+            from_block: 0,
+            fault,
+        };
+        let events = events.clone();
+        let provider = provider(account);
+        async move {
+            anyhow::Ok(
+                Bot::start(role, config, provider)
+                    .await?
+                    .with_events(events),
+            )
+        }
+    };
+    let honest = bot(
+        Side::Submitter,
+        HONEST,
+        "honest",
+        Some(REQUESTER),
+        Fault::None,
+    )
+    .await?;
+    let faulty = bot(
+        Side::Submitter,
+        FAULTY,
+        "faulty",
+        Some(FAULTY_CLIENT),
+        args.fault,
+    )
+    .await?;
+    let challenger = bot(
+        Side::Challenger,
+        CHALLENGER,
+        "challenger",
+        None,
+        Fault::None,
+    )
+    .await?;
+    drop(events);
+    step(
+        json,
+        "-- started the honest and the faulty submitter bot and the challenger bot".into(),
+    );
+    let actor_of = |account: Address| {
+        if account == dev_signer(HONEST).address() {
+            Actor::HonestSubmitter
+        } else if account == dev_signer(FAULTY).address() {
+            Actor::FaultySubmitter
+        } else {
+            Actor::Challenger
+        }
+    };
+
+    let requester = GameClient::new(deployment.game, provider(REQUESTER)).await?;
+    let faulty_client = GameClient::new(deployment.game, provider(FAULTY_CLIENT)).await?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    };
     let spec = &model.manifest.input;
     let header = opml_dnn::tensor::header(spec.dtype, &spec.shape)?;
+    let accounts = [HONEST, FAULTY, CHALLENGER].map(|a| dev_signer(a).address());
 
-    // Requests with real digits, answered as they come.
-    let mut submitters: BTreeMap<u64, (Actor, Submitter)> = BTreeMap::new();
-    let mut results = Vec::new();
-    for digit in 0..args.requests {
-        let input = quantize_image(data.image(digit));
-        let t = Instant::now();
-        let (tx, request) = requester
-            .request(commitment, &header, &input.to_le_bytes())
-            .await?;
-        moves.push(DemoMove {
-            actor: Actor::Requester,
-            game: None,
-            record: MoveRecord::new(
-                Side::Submitter,
-                "request",
-                None,
-                format!("digit {digit} (label {})", data.labels[digit]),
-                tx.gas,
-                t,
-            ),
-        });
-        let (actor, fault, client) = if digit + 1 == args.requests {
-            (Actor::FaultySubmitter, args.fault, &faulty)
-        } else {
-            (Actor::HonestSubmitter, Fault::None, &honest)
-        };
-        let submitter = Submitter::new(model.clone(), input, fault)?;
-        let t = Instant::now();
-        let (tx, result) = client
-            .submit_result(
-                request,
-                submitter.output(),
-                submitter.trace_root(),
-                params.result_bond,
-            )
-            .await?;
-        let predicted = prediction(submitter.view().outputs().last().expect("nodes"));
-        moves.push(DemoMove {
-            actor,
-            game: None,
-            record: MoveRecord::new(
-                Side::Submitter,
-                "post-result",
-                None,
-                format!("request {request}: class {predicted}"),
-                tx.gas,
-                t,
-            ),
-        });
-        step(json, format!(
-            "-- request {request}: digit {digit} (label {}); {:?} posts class {predicted}, output {}",
-            data.labels[digit], actor, short(&submitter.output())
-        ));
-        results.push(DemoResult {
-            request,
-            result,
-            digit,
-            label: data.labels[digit],
-            submitter: actor,
-            prediction: predicted,
-            output: format!("0x{}", hex::encode(submitter.output())),
-            disputed: false,
-            status: ResultStatus::Pending,
-        });
-        submitters.insert(result, (actor, submitter));
-    }
-
-    // The challenger watches the chain: every posted result, re-executed from the request's logged input.
-    let posted = attacker
-        .contract()
-        .ResultPosted_filter()
-        .from_block(0)
-        .query()
-        .await
-        .context("reading ResultPosted logs")?;
-    for (event, _) in posted {
-        let requested = attacker
-            .contract()
-            .Requested_filter()
-            .topic1(alloy::primitives::U256::from(event.request))
-            .from_block(0)
-            .query()
-            .await
-            .context("reading Requested logs")?;
-        let Some((request, _)) = requested.last() else {
-            bail!(
-                "result {} names request {}, which has no Requested log",
-                event.result,
-                event.request
-            );
-        };
-        let input =
-            Tensor::from_le_bytes(spec.dtype, &spec.shape, &request.data).with_context(|| {
-                format!(
-                    "request {}: the logged input is not the model's",
-                    event.request
-                )
-            })?;
-        let mut challenger = Challenger::new(model.clone(), input, Fault::None)?;
-        if !challenger.disputes(event.output.0, event.traceRoot.0) {
+    // The requests, then the bots' work, watched from their events and the chain.
+    let driver = async {
+        let mut moves: Vec<DemoMove> = Vec::new();
+        let mut requests = Vec::new();
+        for digit in 0..args.requests {
+            let faulty = digit + 1 == args.requests;
+            let client = if faulty { &faulty_client } else { &requester };
+            let input = quantize_image(data.image(digit));
+            let t = Instant::now();
+            let (tx, request) = client
+                .request(commitment, &header, &input.to_le_bytes())
+                .await?;
+            moves.push(DemoMove {
+                actor: Actor::Requester,
+                game: None,
+                result: None,
+                record: MoveRecord::new(
+                    Side::Submitter,
+                    "request",
+                    None,
+                    format!("digit {digit} (label {})", data.labels[digit]),
+                    tx.gas,
+                    t,
+                ),
+            });
             step(
                 json,
-                format!("-- challenger re-ran result {}: agrees", event.result),
+                format!(
+                    "-- request {request}: digit {digit} (label {}), for the {} submitter",
+                    data.labels[digit],
+                    if faulty { "faulty" } else { "honest" }
+                ),
             );
-            continue;
+            requests.push((request, digit, input));
         }
-        let t = Instant::now();
-        let (tx, game) = attacker
-            .challenge(event.result, params.challenge_bond)
-            .await?;
-        moves.push(DemoMove {
-            actor: Actor::Challenger,
-            game: Some(game),
-            record: MoveRecord::new(
-                Side::Challenger,
-                "challenge",
-                None,
-                format!("result {}", event.result),
-                tx.gas,
-                t,
-            ),
-        });
-        step(
-            json,
-            format!(
-                "-- challenger re-ran result {}: differs; opens game {game}",
-                event.result
-            ),
-        );
-        let (actor, submitter) = submitters.get_mut(&event.result).expect("our own results");
-        let defender = if *actor == Actor::FaultySubmitter {
-            &faulty
-        } else {
-            &honest
-        };
-        let actor = *actor;
         let bar = if json {
             ProgressBar::hidden()
         } else {
-            ProgressBar::new_spinner().with_style(
-                ProgressStyle::with_template("   {spinner} game {prefix}: {msg}")
-                    .expect("template"),
-            )
+            ProgressBar::new_spinner()
+                .with_style(ProgressStyle::with_template("   {spinner} {msg}").expect("template"))
         };
-        bar.set_prefix(game.to_string());
-        let mut record = |r: MoveRecord| {
-            bar.set_message(format!(
-                "{} by the {:?} in phase {} on [{}, {}]",
-                r.action, r.party, r.phase, r.segment[0], r.segment[1]
-            ));
-            bar.tick();
-            moves.push(DemoMove {
-                actor: if r.party == Side::Challenger {
-                    Actor::Challenger
-                } else {
-                    actor
-                },
-                game: Some(game),
-                record: r,
-            });
-        };
-        let played = play_game(
-            &provider(0),
-            game,
-            (defender, submitter),
-            (&attacker, &mut challenger),
-            &mut record,
-        )
-        .await?;
+        let mut credits: BTreeMap<Actor, U256> = BTreeMap::new();
+        let mut window_passed = false;
+        let mut last_event = Instant::now();
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            while let Ok(event) = transcript.try_recv() {
+                last_event = Instant::now();
+                let actor = actor_of(event.account);
+                let r = &event.record;
+                bar.set_message(format!(
+                    "{actor:?}: {}{}",
+                    r.action,
+                    event
+                        .game
+                        .map(|g| format!(
+                            " in game {g}, phase {} on [{}, {}]",
+                            r.phase, r.segment[0], r.segment[1]
+                        ))
+                        .unwrap_or_default()
+                ));
+                bar.tick();
+                if r.action == "challenge" || r.action == "post-result" || r.action == "finalize" {
+                    bar.suspend(|| {
+                        step(json, format!("-- {actor:?}: {} ({})", r.action, r.detail))
+                    });
+                }
+                *credits.entry(actor).or_default() += event.withdrawn;
+                moves.push(DemoMove {
+                    actor,
+                    game: event.game,
+                    result: event.result,
+                    record: event.record,
+                });
+            }
+            let mut open = 0;
+            let mut pending = 0;
+            for (request, _, _) in &requests {
+                // The request's last result (a rejected one frees the request again).
+                let posted = requester
+                    .contract()
+                    .ResultPosted_filter()
+                    .topic2(U256::from(*request))
+                    .from_block(0)
+                    .query()
+                    .await?;
+                match posted.last() {
+                    Some((event, _))
+                        if requester.result_status(event.result).await?
+                            != ResultStatus::Pending => {}
+                    _ => pending += 1,
+                }
+            }
+            let games = requester.contract().gameCount().call().await?;
+            for g in 1..=games {
+                if !requester.view(g).await?.is_over() {
+                    open += 1;
+                }
+            }
+            let posted = requester.contract().resultCount().call().await? as usize;
+            let mut owed = U256::ZERO;
+            for a in accounts {
+                owed += requester.contract().credit(a).call().await?;
+            }
+            if pending == 0 && owed.is_zero() {
+                break;
+            }
+            // Every result posted and judged, every game over: let the challenge window pass so
+            // that the honest results can become final.
+            if !window_passed && posted == requests.len() && games >= 1 && open == 0 {
+                bar.suspend(|| step(json, format!("-- every game is over; the chain's clock moves {} s on, past the challenge window", params.challenge_window + 1)));
+                advance_time(&provider(REQUESTER), params.challenge_window + 1).await?;
+                window_passed = true;
+            }
+            // A party that stopped moving (a liar with nothing left to say) loses on time: let
+            // its clock run out so that the other bot can end the game.
+            if open > 0 && last_event.elapsed() > STALLED {
+                bar.suspend(|| step(json, format!("-- no move for {STALLED:?}: the chain's clock moves {} s on, past the silent party's clock", params.clock + 1)));
+                advance_time(&provider(REQUESTER), params.clock + 1).await?;
+                last_event = Instant::now();
+            }
+            if Instant::now() > deadline {
+                bail!("the bots did not settle every result within {PATIENCE:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         bar.finish_and_clear();
-        let view = attacker.view(game).await?;
-        step(
-            json,
-            format!(
-                "-- game {game} over: {:?} wins{}",
-                view.winner.expect("over"),
-                played
-                    .node
-                    .map(|n| format!(
-                        " (node {n}, {} VM steps, one executed on chain)",
-                        played.steps.unwrap_or(0)
-                    ))
-                    .unwrap_or_default()
-            ),
-        );
-        if let Some(r) = results.iter_mut().find(|r| r.result == event.result) {
-            r.disputed = true;
-        }
-    }
+        let _ = stop.send(true);
+        anyhow::Ok((moves, requests, credits))
+    };
+    let (honest_run, faulty_run, challenger_run, driven) = tokio::join!(
+        honest.run(until_stopped()),
+        faulty.run(until_stopped()),
+        challenger.run(until_stopped()),
+        driver
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    honest_run.context("the honest submitter bot")?;
+    faulty_run.context("the faulty submitter bot")?;
+    challenger_run.context("the challenger bot")?;
+    let (moves, requests, credits) = driven?;
 
-    // Past the challenge window the undisputed results become final.
-    advance_time(&provider(0), params.challenge_window + 1).await?;
-    for r in &mut results {
-        if honest.result_status(r.result).await? == ResultStatus::Pending {
-            let t = Instant::now();
-            let tx = honest.finalize(r.result).await?;
-            moves.push(DemoMove {
-                actor: r.submitter,
-                game: None,
-                record: MoveRecord::new(
-                    Side::Submitter,
-                    "finalize",
-                    None,
-                    format!("result {}", r.result),
-                    tx.gas,
-                    t,
-                ),
-            });
-        }
-        r.status = honest.result_status(r.result).await?;
-    }
-
-    // Bonds: what each party is owed, then everyone withdraws.
-    let parties = [
-        (Actor::HonestSubmitter, &honest, 1),
-        (Actor::FaultySubmitter, &faulty, 3),
-        (Actor::Challenger, &attacker, 2),
-    ];
-    let mut credits = BTreeMap::new();
-    for (actor, client, account) in parties {
-        let credit = client
+    let mut results = Vec::new();
+    for (request, digit, input) in requests {
+        let posted = requester
             .contract()
-            .credit(dev_signer(account).address())
-            .call()
+            .ResultPosted_filter()
+            .topic2(U256::from(request))
+            .from_block(0)
+            .query()
             .await?;
-        credits.insert(format!("{actor:?}"), credit.to_string());
-        if !credit.is_zero() {
-            let t = Instant::now();
-            let tx = client.withdraw().await?;
-            moves.push(DemoMove {
-                actor,
-                game: None,
-                record: MoveRecord::new(
-                    Side::Submitter,
-                    "withdraw",
-                    None,
-                    format!("{} ETH", alloy::primitives::utils::format_ether(credit)),
-                    tx.gas,
-                    t,
-                ),
-            });
-        }
+        let Some((event, _)) = posted.last() else {
+            bail!("request {request} was never answered");
+        };
+        let actor = actor_of(event.submitter);
+        let fault = if actor == Actor::FaultySubmitter {
+            args.fault
+        } else {
+            Fault::None
+        };
+        let view = Submitter::new(model.clone(), input, fault)?;
+        results.push(DemoResult {
+            request,
+            result: event.result,
+            digit,
+            label: data.labels[digit],
+            submitter: actor,
+            prediction: prediction(view.view().outputs().last().expect("nodes")),
+            output: format!("0x{}", hex::encode(event.output)),
+            disputed: moves
+                .iter()
+                .any(|m| m.record.action == "challenge" && m.result == Some(event.result)),
+            status: requester.result_status(event.result).await?,
+        });
     }
     let final_balance =
-        alloy::providers::Provider::get_balance(honest.contract().provider(), deployment.game)
+        alloy::providers::Provider::get_balance(requester.contract().provider(), deployment.game)
             .await?;
     let mut gas = BTreeMap::new();
     for m in &moves {
         *gas.entry(format!("{:?}", m.actor)).or_insert(0) += m.record.gas;
     }
+    let credits = [
+        Actor::HonestSubmitter,
+        Actor::FaultySubmitter,
+        Actor::Challenger,
+    ]
+    .into_iter()
+    .map(|a| {
+        (
+            format!("{a:?}"),
+            credits.get(&a).copied().unwrap_or_default().to_string(),
+        )
+    })
+    .collect();
     Ok(DemoReport {
         chain: chain_name,
         model: model.manifest.name.clone(),

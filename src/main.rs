@@ -85,15 +85,21 @@ enum BenchCommand {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The demo tells its own story on stdout; its bots' logs are there on request (RUST_LOG=info).
+    let default_level = if matches!(cli.command, Command::Demo(_)) {
+        "warn"
+    } else {
+        "info"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
-    let cli = Cli::parse();
     let result = match cli.command {
         Command::Vm(cmd) => vm::run(cmd),
         Command::Demo(args) => demo::demo(args),
