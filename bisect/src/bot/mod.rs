@@ -648,7 +648,7 @@ impl Bot {
                 Side::Submitter => self
                     .store
                     .result(event.result)?
-                    .is_some_and(|r| r.verdict == Verdict::Posted),
+                    .is_some_and(|r| r.verdict == Verdict::Posted && r.submitter == self.account),
                 Side::Challenger => true,
             };
             if !ours {
@@ -739,8 +739,16 @@ impl Bot {
                 .await
                 .map_err(read_error("read request"))?;
             if stored.result != 0 {
-                let record = self.follow_result(stored.result, Verdict::Posted).await?;
-                if record.submitter == self.account {
+                let submitter = self
+                    .client
+                    .contract()
+                    .result(stored.result)
+                    .call()
+                    .await
+                    .map_err(read_error("read result"))?
+                    .submitter;
+                if submitter == self.account {
+                    self.follow_result(stored.result, Verdict::Posted).await?;
                     info!(
                         request = id,
                         result = stored.result,
@@ -756,7 +764,7 @@ impl Bot {
                     self.store.put_request(
                         id,
                         &RequestRecord::Skipped {
-                            reason: format!("answered by {} first", record.submitter),
+                            reason: format!("answered by {submitter} first"),
                         },
                     )?;
                 }
