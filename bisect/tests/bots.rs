@@ -1,7 +1,8 @@
 //! The bots on the embedded chain, in one process: a challenger stopped mid-game at an arbitrary
 //! await point (as a crash would leave it, a signed transaction possibly in flight) and started
-//! again from its database wins without a second challenge or a repeated move, and a bot refuses a
-//! database of another bot and a contract whose bond exceeds its own.
+//! again from its database wins without a second challenge or a repeated move; a bot refuses a
+//! database of another bot, a contract whose bond exceeds its own and another arity; and a
+//! submitter whose cached run no longer matches what it posted stops instead of playing on.
 
 use alloy::primitives::U256;
 use opml_bisect::bot::{BotEvent, Endpoint};
@@ -231,5 +232,45 @@ async fn a_bot_refuses_another_bots_database_and_a_larger_bond() {
         .err()
         .expect("started");
     assert!(matches!(err, BotError::Config(_)), "{err}");
+    let _ = std::fs::remove_dir_all(&setup.dir);
+}
+
+#[tokio::test]
+async fn a_submitter_whose_cached_run_changed_stops_instead_of_contradicting_itself() {
+    let setup = Setup::new("changed").await;
+    let request = {
+        let (liar, _) = setup
+            .bot(Side::Submitter, 3, "liar.redb", "node=2".parse().unwrap())
+            .await;
+        let liar = liar.run(std::future::pending());
+        tokio::pin!(liar);
+        let request = setup.request().await;
+        let (challenger, mut events) = setup
+            .bot(Side::Challenger, 2, "challenger.redb", Fault::None)
+            .await;
+        // The result posted and challenged: the challenge is the challenger's first event.
+        tokio::select! {
+            r = &mut liar => panic!("the liar stopped: {r:?}"),
+            _ = run_until(challenger, &mut events, 1) => {}
+        }
+        request
+    };
+
+    // Its database now says the node outputs were the honest ones (as if its model files had
+    // changed under it).
+    let model = std::sync::Arc::new(Model::load(&repo("models/mnist-cnn")).unwrap());
+    let input = quantize_image(&read_pgm(&repo("data/mnist/samples/digit-6-label-1.pgm")).unwrap());
+    let honest = opml_bisect::GraphPhase::honest(model, input).unwrap();
+    let (liar, _) = setup
+        .bot(Side::Submitter, 3, "liar.redb", "node=2".parse().unwrap())
+        .await;
+    let mut tensors = vec![honest.input()];
+    tensors.extend(honest.outputs());
+    liar.store().put_view(request, &tensors).unwrap();
+    let mut liar = liar;
+    match liar.tick().await {
+        Err(BotError::Config(reason)) => assert!(reason.contains("no longer"), "{reason}"),
+        other => panic!("played on with a changed run: {other:?}"),
+    }
     let _ = std::fs::remove_dir_all(&setup.dir);
 }

@@ -510,11 +510,32 @@ impl Bot {
                     return Ok(None);
                 }
             };
+            // A bot whose model files changed since it posted or challenged would contradict its
+            // own earlier claims; it stops instead.
+            let changed = |what: &str| {
+                BotError::Config(format!(
+                    "game {id}: the run of request {} is no longer what this bot {what} \
+                     (output {}, trace root {}): did the model files change?",
+                    record.request, record.output, record.trace_root
+                ))
+            };
             let fault = self.config.fault;
             let strategy = match self.role {
-                Side::Submitter => Strategy::Submitter(Box::new(Submitter::with_view(view, fault))),
+                Side::Submitter => {
+                    let submitter = Submitter::with_view(view, fault);
+                    if B256::from(submitter.output()) != record.output
+                        || B256::from(submitter.trace_root()) != record.trace_root
+                    {
+                        return Err(changed("posted"));
+                    }
+                    Strategy::Submitter(Box::new(submitter))
+                }
                 Side::Challenger => {
-                    Strategy::Challenger(Box::new(Challenger::with_view(view, fault)))
+                    let challenger = Challenger::with_view(view, fault);
+                    if !challenger.disputes(record.output.0, record.trace_root.0) {
+                        return Err(changed("disputed"));
+                    }
+                    Strategy::Challenger(Box::new(challenger))
                 }
             };
             self.strategies.insert(id, strategy);
