@@ -211,12 +211,22 @@ impl Store {
         })
     }
 
-    fn meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+    /// Table `def` for reading, or `None` before anything was written to it.
+    fn table<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &self,
+        def: TableDefinition<K, V>,
+    ) -> Result<Option<redb::ReadOnlyTable<K, V>>, StoreError> {
         let tx = self.db.begin_read().map_err(|e| self.db_error(e))?;
-        let table = match tx.open_table(META) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(self.db_error(e)),
+        match tx.open_table(def) {
+            Ok(table) => Ok(Some(table)),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(self.db_error(e)),
+        }
+    }
+
+    fn meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        let Some(table) = self.table(META)? else {
+            return Ok(None);
         };
         let Some(value) = table.get(key).map_err(|e| self.db_error(e))? else {
             return Ok(None);
@@ -249,11 +259,8 @@ impl Store {
         def: TableDefinition<u64, &[u8]>,
         key: u64,
     ) -> Result<Option<T>, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.db_error(e))?;
-        let table = match tx.open_table(def) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(self.db_error(e)),
+        let Some(table) = self.table(def)? else {
+            return Ok(None);
         };
         let Some(value) = table.get(key).map_err(|e| self.db_error(e))? else {
             return Ok(None);
@@ -266,11 +273,8 @@ impl Store {
         &self,
         def: TableDefinition<u64, &[u8]>,
     ) -> Result<Vec<(u64, T)>, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.db_error(e))?;
-        let table = match tx.open_table(def) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(self.db_error(e)),
+        let Some(table) = self.table(def)? else {
+            return Ok(Vec::new());
         };
         let mut out = Vec::new();
         for entry in table.iter().map_err(|e| self.db_error(e))? {
@@ -351,11 +355,8 @@ impl Store {
 
     /// The cached native run of request `id`: its input, then every node's output.
     pub fn view(&self, request: u64) -> Result<Option<Vec<Tensor>>, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.db_error(e))?;
-        let table = match tx.open_table(VIEWS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(self.db_error(e)),
+        let Some(table) = self.table(VIEWS)? else {
+            return Ok(None);
         };
         let Some(value) = table.get(request).map_err(|e| self.db_error(e))? else {
             return Ok(None);
