@@ -107,6 +107,23 @@ pub enum Opcode {
     Illegal,
 }
 
+impl Opcode {
+    /// Jumps and branches: the instructions that may continue somewhere other than `pc + 4`.
+    pub fn is_control_transfer(self) -> bool {
+        matches!(
+            self,
+            Opcode::Jal
+                | Opcode::Jalr
+                | Opcode::Beq
+                | Opcode::Bne
+                | Opcode::Blt
+                | Opcode::Bge
+                | Opcode::Bltu
+                | Opcode::Bgeu
+        )
+    }
+}
+
 /// A decoded instruction: 8 bytes, so the fast interpreter's table stays small.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Instruction {

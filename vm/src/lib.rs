@@ -1,6 +1,7 @@
 //! The opml fraud-proof VM: a deterministic RV32IM machine whose state is committed by keccak Merkle
-//! trees, with a fast interpreter that never hashes and a proving path that produces one-step witnesses
-//! checkable by [`verify_step`] (and by the Solidity step contract) from the pre-state hash alone.
+//! trees, with a fast interpreter that never hashes (and compiles hot blocks to native code on
+//! x86-64) and a proving path that produces one-step witnesses checkable by [`verify_step`] (and by
+//! the Solidity step contract) from the pre-state hash alone.
 //!
 //! The byte-level rules live in `docs/protocol.md`.
 
@@ -11,6 +12,7 @@ pub mod encode;
 mod execute;
 pub mod hash;
 pub mod instruction;
+mod jit;
 pub mod machine;
 pub mod memory;
 pub mod state;

@@ -6,6 +6,7 @@ use crate::elf::{ElfImage, STACK_TOP};
 use crate::execute::{check_fetch, execute, Bus, Cpu, Stop};
 use crate::hash::Hash;
 use crate::instruction::Instruction;
+use crate::jit::{BlockExit, Jit, JitContext};
 use crate::memory::Memory;
 use crate::state::{Fault, Status, VmState};
 use crate::witness::{EcallExtra, MemoryProof, StepProof, StepWitness};
@@ -45,14 +46,32 @@ struct Console {
 struct CodeCache {
     base: u32,
     table: Box<[Cell<Instruction>]>,
+    /// `run_len[i]`: entries from `i` up to and including the first jump or branch (or the table's
+    /// end). The interpreter walks that many entries without looking up the pc. It is a hint, not a
+    /// rule: a taken jump ends the walk wherever it sits, and a walk that ends early just starts the
+    /// next one, so it is not recomputed when a store re-decodes a word.
+    run_len: Box<[u32]>,
+    /// Set when a store re-decoded a word: compiled blocks of the old text must go.
+    changed: Cell<bool>,
 }
 
 impl CodeCache {
     fn new(memory: &Memory, base: u32, len: u32) -> Self {
-        let table = (0..len / 4)
+        let table: Box<[Cell<Instruction>]> = (0..len / 4)
             .map(|i| Cell::new(Instruction::decode(memory.read_word(base + 4 * i))))
             .collect();
-        Self { base, table }
+        let mut run_len = vec![1u32; table.len()].into_boxed_slice();
+        for i in (0..table.len().saturating_sub(1)).rev() {
+            if !table[i].get().opcode.is_control_transfer() {
+                run_len[i] = run_len[i + 1] + 1;
+            }
+        }
+        Self {
+            base,
+            table,
+            run_len,
+            changed: Cell::new(false),
+        }
     }
 
     /// Re-decodes the words of `addr .. addr + len` that lie in the table, after a store there.
@@ -65,6 +84,7 @@ impl CodeCache {
         for word in (offset & !3..offset + len).step_by(4) {
             if let Some(slot) = self.table.get((word >> 2) as usize) {
                 slot.set(Instruction::decode(memory.read_word(self.base + word)));
+                self.changed.set(true);
             }
         }
     }
@@ -80,6 +100,10 @@ pub struct Machine {
     exit_code: u32,
     memory: Memory,
     code: CodeCache,
+    /// Compiled blocks of `code`; a clone starts without any.
+    jit: Jit,
+    /// Whether [`Self::run`] may use compiled blocks.
+    compile_blocks: bool,
     inputs: InputSlots,
     output: OutputAccumulator,
     console: Console,
@@ -116,6 +140,8 @@ impl Machine {
             exit_code: 0,
             memory,
             code,
+            jit: Jit::default(),
+            compile_blocks: true,
             inputs,
             output: OutputAccumulator::default(),
             console: Console::default(),
@@ -125,6 +151,18 @@ impl Machine {
     /// Echo what the program writes to fds 1 and 2 to this process's stdout and stderr as it runs.
     pub fn set_console_echo(&mut self, echo: bool) {
         self.console.echo = echo;
+    }
+
+    /// Whether [`Self::run`] compiles hot blocks to native code (on x86-64 hosts; the default) or
+    /// interprets every step. Both take exactly the same steps; turning it off is for comparing
+    /// them and for measuring the interpreter alone.
+    pub fn set_block_compiler(&mut self, enabled: bool) {
+        self.compile_blocks = enabled;
+    }
+
+    /// Blocks compiled to native code so far (0 where the host has no code generator).
+    pub fn compiled_blocks(&self) -> usize {
+        self.jit.len()
     }
 
     /// Everything the program wrote to stdout.
@@ -226,11 +264,18 @@ impl Machine {
         if self.status != Status::Running {
             return self.outcome();
         }
-        let mut regs = self.cpu.regs;
+        if self.code.changed.take() {
+            self.jit.flush();
+        }
+        // The registers live in the context that compiled blocks share with the interpreter.
+        let mut ctx = JitContext::new(self.cpu.regs);
         let mut pc = self.cpu.pc;
         // Locals, not fields: stores through the bus cannot alias them, so they stay in registers.
         let base = self.code.base;
         let table: &[Cell<Instruction>] = &self.code.table;
+        let run_len: &[u32] = &self.code.run_len;
+        let compile_blocks = self.compile_blocks;
+        let jit = &mut self.jit;
         let mut bus = MachineBus::<false> {
             memory: &mut self.memory,
             code: &self.code,
@@ -239,29 +284,69 @@ impl Machine {
             console: &mut self.console,
             record: Record::default(),
         };
+        let fetched = Cell::new(Instruction::ILLEGAL);
         let mut remaining = max_steps;
-        let stop = loop {
+        // After a compiled block hands an instruction back, the interpreter takes the next run.
+        let mut interpret = false;
+        let stop = 'blocks: loop {
             if remaining == 0 {
                 break None;
             }
-            remaining -= 1;
             // Rotating the two low bits to the top makes a misaligned pc index past the end: one
             // compare rejects both misaligned and out-of-table addresses.
             let index = pc.wrapping_sub(base).rotate_right(2) as usize;
-            let inst = if index < table.len() {
-                table[index].get()
+            if compile_blocks && !interpret && index < table.len() {
+                if let Some(block) = jit.lookup(index, table, base) {
+                    if u64::from(block.len) <= remaining {
+                        ctx.pc = pc;
+                        ctx.remaining = remaining;
+                        ctx.pages = bus.memory.page_table_ptr().cast();
+                        // SAFETY: the page table was just taken from the `&mut Memory` that the
+                        // bus holds and that nothing touches until the block returns, and the
+                        // budget covers the whole block.
+                        let exit = unsafe { block.run(&mut ctx) };
+                        pc = ctx.pc;
+                        remaining = ctx.remaining;
+                        interpret = exit == BlockExit::Interpret;
+                        continue;
+                    }
+                }
+            }
+            interpret = false;
+            // A straight run of the table up to its first jump or branch: the budget is checked
+            // once per run, and the table is walked without re-deriving an index from the pc.
+            // Outside the table, the one word at the pc is decoded into `fetched`.
+            let run: &[Cell<Instruction>] = if index < table.len() {
+                let len = (run_len[index] as u64).min(remaining) as usize;
+                &table[index..index + len]
             } else {
                 match check_fetch(pc) {
-                    Ok(()) => Instruction::decode(bus.memory.read_word(pc)),
-                    Err(fault) => break Some(Stop::Fault(fault)),
+                    Ok(()) => fetched.set(Instruction::decode(bus.memory.read_word(pc))),
+                    Err(fault) => {
+                        remaining -= 1;
+                        break Some(Stop::Fault(fault));
+                    }
                 }
+                std::slice::from_ref(&fetched)
             };
-            match execute(&mut regs, pc, &mut bus, inst) {
-                Ok(next) => pc = next,
-                Err(stop) => break Some(stop),
+            for cell in run {
+                remaining -= 1;
+                match execute(&mut ctx.regs, pc, &mut bus, cell.get()) {
+                    Ok(next) => {
+                        let sequential = next == pc.wrapping_add(4);
+                        pc = next;
+                        if !sequential {
+                            break;
+                        }
+                    }
+                    Err(stop) => break 'blocks Some(stop),
+                }
+            }
+            if bus.code.changed.take() {
+                jit.flush();
             }
         };
-        self.cpu = Cpu { pc, regs };
+        self.cpu = Cpu { pc, regs: ctx.regs };
         self.step += max_steps - remaining;
         if let Some(stop) = stop {
             self.stop(stop);

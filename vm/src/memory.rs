@@ -21,12 +21,21 @@ const UPPER_DEPTH: usize = MEMORY_DEPTH - PAGE_DEPTH;
 /// Below this many dirty pages, hashing them on one thread is cheaper than waking the pool.
 const PARALLEL_PAGES: usize = 32;
 
+/// `repr(C)`: the block compiler's code reads `data` and `dirty` at fixed offsets.
 #[derive(Clone)]
-struct Page {
+#[repr(C)]
+pub(crate) struct Page {
     data: [u8; PAGE_SIZE],
     root: Hash,
     dirty: bool,
 }
+
+/// Offset of a page's bytes in [`Page`], for compiled loads and stores.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) const PAGE_DATA_OFFSET: usize = std::mem::offset_of!(Page, data);
+/// Offset of a page's dirty flag in [`Page`]: compiled stores write only to pages already dirty.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) const PAGE_DIRTY_OFFSET: usize = std::mem::offset_of!(Page, dirty);
 
 impl Page {
     fn zeroed() -> Box<Self> {
@@ -167,6 +176,13 @@ impl Memory {
             addr = addr.wrapping_add(n as u32);
         }
         out
+    }
+
+    /// The page table as compiled code reads it: `PAGE_COUNT` nullable page pointers (the layout
+    /// of `Option<Box<Page>>` is that of a pointer, null for `None`), indexed by `addr >> 12`.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(crate) fn page_table_ptr(&mut self) -> *mut Option<Box<Page>> {
+        self.pages.as_mut_ptr()
     }
 
     /// Number of pages ever written.

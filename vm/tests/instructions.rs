@@ -29,6 +29,35 @@ fn alu(word: u32, a: u32, b: u32) -> u32 {
         "{word:#010x} stopped the machine"
     );
     assert_eq!(m.pc(), CODE + 4);
+    let want = m.registers()[D as usize];
+    assert_eq!(compiled(word, a, b), want, "{word:#010x}: compiled block");
+    want
+}
+
+/// x7 after `word` ran with x5 = `a`, x6 = `b` in a loop long enough for the fast interpreter to
+/// compile its block (on hosts with a code generator).
+fn compiled(word: u32, a: u32, b_value: u32) -> u32 {
+    let program = [
+        word,
+        i(-1, 31, 0, 31, OP_IMM), // addi x31, x31, -1
+        b(-8, 0, 31, 1),          // bne x31, x0, -8
+        ECALL,                    // exit
+    ];
+    let regs = [
+        (A as usize, a),
+        (B as usize, b_value),
+        (31, 64),
+        (17, ecall::EXIT),
+    ];
+    let mut m = machine(&program, &[], &regs, InputSlots::default());
+    assert!(matches!(m.run(1_000), RunOutcome::Exited(_)));
+    if cfg!(target_arch = "x86_64") {
+        assert_eq!(
+            m.compiled_blocks(),
+            1,
+            "{word:#010x}: the loop was compiled"
+        );
+    }
     m.registers()[D as usize]
 }
 

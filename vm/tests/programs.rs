@@ -146,6 +146,47 @@ fn every_step_of_real_programs_verifies() {
     }
 }
 
+/// Compiled blocks and the interpreter alone reach the same state at every cut of every program's
+/// run (each cut also hashes the state, which makes all pages clean again).
+#[test]
+fn compiled_blocks_take_the_interpreters_steps_in_real_programs() {
+    let stretches = [1, 999, 7, 50_000, 3, 1_000_000, 12_345, u64::MAX];
+    for name in [
+        "hello",
+        "primes",
+        "sort",
+        "arith",
+        "u64",
+        "crc32",
+        "switch",
+        "strings",
+        "matmul_test",
+        "isa",
+        "selfmod",
+        "fault_store",
+        "fault_misaligned",
+        "fault_jump",
+    ] {
+        let mut compiled = machine(name);
+        let mut interpreted = machine(name);
+        interpreted.set_block_compiler(false);
+        for steps in stretches {
+            let outcome = compiled.run(steps);
+            assert_eq!(outcome, interpreted.run(steps), "{name}");
+            assert_eq!(compiled.step_count(), interpreted.step_count(), "{name}");
+            assert_eq!(compiled.state_hash(), interpreted.state_hash(), "{name}");
+            assert_eq!(compiled.stdout(), interpreted.stdout(), "{name}");
+            if outcome != RunOutcome::StepLimit {
+                break;
+            }
+        }
+        assert_ne!(compiled.status(), Status::Running, "{name} ran to its end");
+        if cfg!(target_arch = "x86_64") && name == "matmul_test" {
+            assert!(compiled.compiled_blocks() > 0, "{name}: nothing compiled");
+        }
+    }
+}
+
 /// A witness from a checkpoint equals the witness of a machine run from step 0, at every kind of
 /// position: on a snapshot, between snapshots, the last step, and past the end.
 #[test]
