@@ -1,5 +1,5 @@
 //! Criterion benchmarks of the VM's hot paths, each beside its baseline: the interpreter on a tight
-//! int8 multiply-accumulate loop, the Merkle root of written memory beside plain keccak of the same
+//! int8 multiply-accumulate loop with compiled blocks and without, the Merkle root of written memory beside plain keccak of the same
 //! bytes, and one proven step beside one plain step.
 //!
 //! `opml vm bench` gives the whole-program figures (against qemu-riscv32); these isolate the parts.
@@ -44,14 +44,20 @@ fn interpreter(c: &mut Criterion) {
     let mut group = c.benchmark_group("interpreter");
     const STEPS: u64 = 1_000_000;
     group.throughput(Throughput::Elements(STEPS));
-    let machine = dot_product_machine();
-    group.bench_function("int8 dot product, steps", |bench| {
-        bench.iter_batched_ref(
-            || machine.clone(),
-            |m| black_box(m.run(STEPS)),
-            BatchSize::LargeInput,
-        )
-    });
+    for (name, compile_blocks) in [
+        ("int8 dot product, steps (compiled blocks)", true),
+        ("int8 dot product, steps (interpreted only)", false),
+    ] {
+        let mut machine = dot_product_machine();
+        machine.set_block_compiler(compile_blocks);
+        group.bench_function(name, |bench| {
+            bench.iter_batched_ref(
+                || machine.clone(),
+                |m| black_box(m.run(STEPS)),
+                BatchSize::LargeInput,
+            )
+        });
+    }
     group.finish();
 
     let mut group = c.benchmark_group("one step");

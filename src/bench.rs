@@ -45,11 +45,19 @@ struct BenchReport {
 struct InterpreterFigures {
     program: String,
     steps: u64,
+    /// The fast-forward interpreter as `Machine::run` runs it: hot blocks compiled to native code.
     opml_seconds: f64,
     opml_steps_per_second: f64,
+    /// Blocks the run compiled (0 on hosts without a code generator).
+    compiled_blocks: usize,
+    /// The same run with every step interpreted.
+    interpreted_seconds: f64,
+    interpreted_steps_per_second: f64,
     qemu_seconds: Option<f64>,
     /// opml speed as a fraction of qemu-riscv32's (same program, same steps).
     fraction_of_qemu: Option<f64>,
+    /// The interpreter alone as a fraction of qemu-riscv32's.
+    interpreted_fraction_of_qemu: Option<f64>,
 }
 
 #[derive(Serialize, Default)]
@@ -112,14 +120,25 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode> {
 
 fn interpreter(args: &BenchArgs) -> Result<InterpreterFigures> {
     let machine = crate::vm::load_machine(&args.elf, &[])?;
-    let (elapsed, (steps, outcome)) = best_of(args.repeat, || {
-        let mut m = machine.clone();
-        let outcome = m.run(u64::MAX);
-        (m.step_count(), outcome)
-    });
+    let timed_run = |compile_blocks: bool| {
+        let (elapsed, (steps, outcome, blocks, hash)) = best_of(args.repeat, || {
+            let mut m = machine.clone();
+            m.set_block_compiler(compile_blocks);
+            let outcome = m.run(u64::MAX);
+            (m.step_count(), outcome, m.compiled_blocks(), m.state_hash())
+        });
+        anyhow::ensure!(
+            matches!(outcome, RunOutcome::Exited(_)),
+            "{} did not exit: {outcome:?}",
+            args.elf.display()
+        );
+        Ok((elapsed.as_secs_f64(), steps, blocks, hash))
+    };
+    let (opml_seconds, steps, compiled_blocks, hash) = timed_run(true)?;
+    let (interpreted_seconds, interpreted_steps, _, interpreted_hash) = timed_run(false)?;
     anyhow::ensure!(
-        matches!(outcome, RunOutcome::Exited(_)),
-        "{} did not exit: {outcome:?}",
+        (steps, hash) == (interpreted_steps, interpreted_hash),
+        "compiled blocks and the interpreter disagree on {}",
         args.elf.display()
     );
     let qemu_seconds = which_qemu().map(|qemu| {
@@ -134,14 +153,17 @@ fn interpreter(args: &BenchArgs) -> Result<InterpreterFigures> {
         .0
         .as_secs_f64()
     });
-    let opml_seconds = elapsed.as_secs_f64();
     Ok(InterpreterFigures {
         program: args.elf.display().to_string(),
         steps,
         opml_seconds,
         opml_steps_per_second: steps as f64 / opml_seconds,
+        compiled_blocks,
+        interpreted_seconds,
+        interpreted_steps_per_second: steps as f64 / interpreted_seconds,
         qemu_seconds,
         fraction_of_qemu: qemu_seconds.map(|q| q / opml_seconds),
+        interpreted_fraction_of_qemu: qemu_seconds.map(|q| q / interpreted_seconds),
     })
 }
 
@@ -222,17 +244,26 @@ fn witness(args: &BenchArgs) -> Result<WitnessFigures> {
 fn print(report: &BenchReport) {
     if let Some(i) = &report.interpreter {
         println!("interpreter  {} ({} steps)", i.program, i.steps);
+        let of_qemu = |f: Option<f64>| f.map(|f| format!("   = {f:.2} × qemu")).unwrap_or_default();
         println!(
-            "  opml          {:>9.3} s   {:>8.1} M steps/s",
+            "  opml          {:>9.3} s   {:>8.1} M steps/s{}   ({} blocks compiled)",
             i.opml_seconds,
-            i.opml_steps_per_second / 1e6
+            i.opml_steps_per_second / 1e6,
+            of_qemu(i.fraction_of_qemu),
+            i.compiled_blocks
         );
-        match (i.qemu_seconds, i.fraction_of_qemu) {
-            (Some(q), Some(f)) => println!(
-                "  qemu-riscv32  {q:>9.3} s   {:>8.1} M steps/s   opml = {f:.2} × qemu",
+        println!(
+            "  interpreted   {:>9.3} s   {:>8.1} M steps/s{}   (no compiled blocks)",
+            i.interpreted_seconds,
+            i.interpreted_steps_per_second / 1e6,
+            of_qemu(i.interpreted_fraction_of_qemu)
+        );
+        match i.qemu_seconds {
+            Some(q) => println!(
+                "  qemu-riscv32  {q:>9.3} s   {:>8.1} M steps/s",
                 i.steps as f64 / q / 1e6
             ),
-            _ => println!("  qemu-riscv32  not installed"),
+            None => println!("  qemu-riscv32  not installed"),
         }
     }
     let m = &report.merkle;

@@ -62,6 +62,10 @@ pub(crate) struct RunArgs {
     /// Print one JSON object (program output included in it) instead of text.
     #[arg(long)]
     json: bool,
+    /// Interpret every step instead of compiling hot blocks to native code (x86-64 hosts). The
+    /// steps, states and hashes are the same; only the speed differs.
+    #[arg(long)]
+    interpret: bool,
 }
 
 #[derive(Args)]
@@ -157,6 +161,7 @@ fn exit_status(outcome: RunOutcome) -> ExitCode {
 fn run_program(args: RunArgs) -> Result<ExitCode> {
     let mut machine = args.program.machine()?;
     machine.set_console_echo(!args.json);
+    machine.set_block_compiler(!args.interpret);
     tracing::debug!(elf = %args.program.elf.display(), "running");
     let start = Instant::now();
     let outcome = machine.run(args.max_steps);
