@@ -152,12 +152,13 @@ fn print_transcript(t: &Transcript) {
     );
     println!("winner: {:?} (result {:?})", t.winner, t.result);
     println!(
-        "bonds: result {} ETH, challenge {} ETH; credited to submitter {} ETH, to challenger {} ETH; \
-         locked {} + owed {} = balance {} ETH",
+        "bonds: result {} ETH, each side of a game {} ETH; credited to submitter {} ETH, to challenger {} ETH; \
+         burnt {} ETH; locked {} + owed {} = balance {} ETH",
         ether(t.bonds.result_bond),
         ether(t.bonds.challenge_bond),
         ether(t.bonds.submitter_credit),
         ether(t.bonds.challenger_credit),
+        ether(t.bonds.burnt),
         ether(t.bonds.locked),
         ether(t.bonds.owed),
         ether(t.bonds.balance)

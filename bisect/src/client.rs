@@ -100,6 +100,8 @@ pub struct GameView {
     pub now: u64,
     /// The contract's arity.
     pub arity: u64,
+    /// Whether the defender has posted its bond for this game (its first move carries it).
+    pub defended: bool,
 }
 
 impl GameView {
@@ -228,6 +230,7 @@ pub async fn advance_time(provider: &DynProvider, seconds: u64) -> Result<(), Cl
 pub struct GameClient {
     contract: DisputeGameInstance<DynProvider>,
     arity: u64,
+    challenge_bond: U256,
     outbox: Option<Arc<Outbox>>,
 }
 
@@ -240,7 +243,7 @@ fn b256s(hashes: &[Hash]) -> Vec<B256> {
 }
 
 impl GameClient {
-    /// The game contract at `address`; reads its arity.
+    /// The game contract at `address`; reads its arity and challenge bond.
     pub async fn new(address: Address, provider: DynProvider) -> Result<Self, ClientError> {
         let contract = DisputeGame::new(address, provider);
         let arity = contract
@@ -248,9 +251,15 @@ impl GameClient {
             .call()
             .await
             .map_err(|e| ClientError::from_call("arity", e))?;
+        let challenge_bond = contract
+            .challengeBond()
+            .call()
+            .await
+            .map_err(|e| ClientError::from_call("challenge bond", e))?;
         Ok(Self {
             contract,
             arity,
+            challenge_bond,
             outbox: None,
         })
     }
@@ -270,6 +279,27 @@ impl GameClient {
     /// The contract's arity.
     pub fn arity(&self) -> u64 {
         self.arity
+    }
+
+    /// The bond of each side of a game: the challenger's with `challenge`, the defender's with
+    /// its first move.
+    pub fn challenge_bond(&self) -> U256 {
+        self.challenge_bond
+    }
+
+    /// What the defender's next move in `game` carries: its bond if it has not posted it yet.
+    async fn defence_value(&self, game: u64) -> Result<U256, ClientError> {
+        let g = self
+            .contract
+            .game(game)
+            .call()
+            .await
+            .map_err(|e| ClientError::from_call("read game", e))?;
+        Ok(if g.defended {
+            U256::ZERO
+        } else {
+            self.challenge_bond
+        })
     }
 
     async fn send<D: CallDecoder>(
@@ -369,25 +399,21 @@ impl GameClient {
             .0)
     }
 
-    /// Closes a game whose result another game already rejected (its challenger's bond back).
-    pub async fn close_settled(&self, game: u64) -> Result<TxOutcome, ClientError> {
-        Ok(self
-            .send("close settled game", self.contract.closeSettled(game))
-            .await?
-            .0)
-    }
-
     /// Withdraws everything credited to this party.
     pub async fn withdraw(&self) -> Result<TxOutcome, ClientError> {
         Ok(self.send("withdraw", self.contract.withdraw()).await?.0)
     }
 
-    /// Sends one game move.
+    /// Sends one game move; the defender's first move in a game carries its bond.
     pub async fn play(&self, game: u64, mv: &Move) -> Result<TxOutcome, ClientError> {
         let outcome = match mv {
             Move::Claims(claims) => {
-                self.send("claims", self.contract.postClaims(game, b256s(claims)))
-                    .await?
+                let value = self.defence_value(game).await?;
+                self.send(
+                    "claims",
+                    self.contract.postClaims(game, b256s(claims)).value(value),
+                )
+                .await?
             }
             Move::Pick { index, claims } => {
                 self.send("pick", self.contract.pick(game, *index, b256s(claims)))
@@ -409,8 +435,12 @@ impl GameClient {
                     accumulator: Bytes::copy_from_slice(&o.final_claim.accumulator),
                     outputHeader: Bytes::copy_from_slice(&o.final_claim.header),
                 };
-                self.send("open node", self.contract.openNode(game, opening))
-                    .await?
+                let value = self.defence_value(game).await?;
+                self.send(
+                    "open node",
+                    self.contract.openNode(game, opening).value(value),
+                )
+                .await?
             }
             Move::ProveStep(witness) => {
                 self.send(
@@ -506,6 +536,7 @@ impl GameClient {
             last_move: g.lastMove,
             now,
             arity: self.arity,
+            defended: g.defended,
         })
     }
 }

@@ -3,7 +3,7 @@
 use crate::graph_phase::GraphPhase;
 use crate::phase::{Phase, PhaseError};
 use crate::step_phase::{FinalClaim, StepPhase};
-use opml_dnn::{Model, Tensor};
+use opml_dnn::{DType, Model, Tensor};
 use opml_vm::{keccak256, Hash, OutputAccumulator};
 use std::fmt;
 use std::str::FromStr;
@@ -28,6 +28,12 @@ pub enum Fault {
     /// `trace=K`: the true output, but trace leaf K is the commitment of a corrupted tensor.
     Trace {
         /// The node whose leaf is wrong.
+        node: usize,
+    },
+    /// `header=K`: node K's true bytes re-declared as another dtype or shape in its trace leaf
+    /// (for the last node, in the posted output too): a forged header over the true data root.
+    Header {
+        /// The node whose output header is forged.
         node: usize,
     },
     /// `steps=K:+D` / `steps=K:-D`: node K corrupted, and the final VM state claimed after
@@ -65,7 +71,7 @@ pub enum Fault {
 
 /// A fault spec that does not parse.
 #[derive(Debug, thiserror::Error)]
-#[error("bad fault spec `{spec}`: {reason} (expected none, node=K, output, step=K:N, trace=K, steps=K:+D, boundary=K, challenger[=K], challenger-random[=SEED] or challenger-stall[=N])")]
+#[error("bad fault spec `{spec}`: {reason} (expected none, node=K, output, step=K:N, trace=K, header=K, steps=K:+D, boundary=K, challenger[=K], challenger-random[=SEED] or challenger-stall[=N])")]
 pub struct FaultSpecError {
     spec: String,
     reason: String,
@@ -115,6 +121,9 @@ impl FromStr for Fault {
             "trace" => Fault::Trace {
                 node: number(value)? as usize,
             },
+            "header" => Fault::Header {
+                node: number(value)? as usize,
+            },
             "steps" => {
                 let (node, d) = pair(value)?;
                 let delta: i64 = d
@@ -160,6 +169,7 @@ impl fmt::Display for Fault {
             } => write!(f, "step={node}:{n}"),
             Fault::Output => write!(f, "output"),
             Fault::Trace { node } => write!(f, "trace={node}"),
+            Fault::Header { node } => write!(f, "header={node}"),
             Fault::StepCount { node, delta } => write!(f, "steps={node}:{delta:+}"),
             Fault::Boundary { node } => write!(f, "boundary={node}"),
             Fault::Challenger { node: None } => write!(f, "challenger"),
@@ -178,6 +188,7 @@ impl Fault {
             Fault::Node { .. }
                 | Fault::Output
                 | Fault::Trace { .. }
+                | Fault::Header { .. }
                 | Fault::StepCount { .. }
                 | Fault::Boundary { .. }
         )
@@ -188,6 +199,7 @@ impl Fault {
         let node = match *self {
             Fault::Node { node, .. }
             | Fault::Trace { node }
+            | Fault::Header { node }
             | Fault::StepCount { node, .. }
             | Fault::Boundary { node } => Some(node),
             Fault::Challenger { node } => Some(node.unwrap_or(nodes / 2)),
@@ -210,6 +222,31 @@ pub fn corrupt(t: &Tensor) -> Result<Tensor, PhaseError> {
     Ok(Tensor::from_le_bytes(t.dtype(), t.shape(), &bytes)?)
 }
 
+/// `t`'s bytes re-declared as another tensor of the same byte length: flat int8 (`[1, n]` when it
+/// already is flat int8). Its data root is `t`'s; only the header differs.
+pub fn redeclare(t: &Tensor) -> Result<Tensor, PhaseError> {
+    let bytes = t.to_le_bytes();
+    let shape = if t.dtype() == DType::I8 && t.shape() == [bytes.len()] {
+        vec![1, bytes.len()]
+    } else {
+        vec![bytes.len()]
+    };
+    Ok(Tensor::from_le_bytes(DType::I8, &shape, &bytes)?)
+}
+
+/// A view whose trace leaf `node` alone is `replace` of the true output: the other leaves, the
+/// later nodes' outputs included, stay true.
+pub fn relabelled_view(
+    model: Arc<Model>,
+    input: Tensor,
+    node: usize,
+    replace: fn(&Tensor) -> Result<Tensor, PhaseError>,
+) -> Result<GraphPhase, PhaseError> {
+    let mut outputs = model.run(&input)?.outputs();
+    outputs[node] = replace(&outputs[node])?;
+    GraphPhase::from_outputs(model, input, outputs)
+}
+
 /// A view in which node `node`'s output is corrupted; with `propagate` the later nodes run on the
 /// corrupted output (a consistent lie), else the trace alone carries it.
 pub fn corrupted_view(
@@ -218,13 +255,10 @@ pub fn corrupted_view(
     node: usize,
     propagate: bool,
 ) -> Result<GraphPhase, PhaseError> {
-    let truth = model.run(&input)?.outputs();
     if !propagate {
-        // The trace's other leaves stay true: the liar's outputs past `node` are the truth.
-        let mut outputs = truth;
-        outputs[node] = corrupt(&outputs[node])?;
-        return GraphPhase::from_outputs(model, input, outputs);
+        return relabelled_view(model, input, node, corrupt);
     }
+    let truth = model.run(&input)?.outputs();
     let mut outputs: Vec<Tensor> = Vec::with_capacity(truth.len());
     for (index, true_output) in truth.iter().enumerate() {
         let out = if index < node {
@@ -251,7 +285,7 @@ pub fn corrupted_view(
 
 /// A defender's phase-1 claims for a node whose output it lies about: the true VM trace up to step
 /// `lie_from`, made-up hashes after it, and a fabricated final state after `steps` steps whose
-/// accumulator finishes on the claimed output.
+/// accumulator finishes on the claimed output's bytes, declared with the claimed output's header.
 #[derive(Debug, Clone)]
 pub struct LyingSteps {
     honest: StepPhase,
@@ -261,25 +295,32 @@ pub struct LyingSteps {
 }
 
 impl LyingSteps {
-    /// Lies about `honest`'s run so that it ends on `claimed` (the bytes of the output tensor the
-    /// defender claims); the lie starts at step `lie_from` and the claimed run takes `steps`.
-    pub fn new(honest: StepPhase, claimed: &[u8], lie_from: u64, steps: u64) -> Self {
+    /// Lies about `honest`'s run so that it ends on `claimed` (the output tensor the defender
+    /// claims); the lie starts at step `lie_from` and the claimed run takes `steps`.
+    pub fn new(
+        honest: StepPhase,
+        claimed: &Tensor,
+        lie_from: u64,
+        steps: u64,
+    ) -> Result<Self, PhaseError> {
         let mut state = honest.final_claim().state();
-        let mut acc = OutputAccumulator::from_output(claimed).expect("an output that fit before");
+        let header = claimed.header()?;
+        let mut acc = OutputAccumulator::from_output(&claimed.to_le_bytes())
+            .expect("an output that fit before");
         let snapshot = acc.snapshot();
         state.output_acc = snapshot.hash();
         state.step = steps;
         let fabricated = FinalClaim {
             state: state.encode().to_vec(),
             accumulator: snapshot.encode(),
-            header: honest.final_claim().header.clone(),
+            header,
         };
-        Self {
+        Ok(Self {
             lie_from: lie_from.min(steps),
             honest,
             steps,
             fabricated,
-        }
+        })
     }
 
     /// The fabricated final state.
@@ -339,6 +380,7 @@ mod tests {
             ),
             ("output", Fault::Output),
             ("trace=1", Fault::Trace { node: 1 }),
+            ("header=7", Fault::Header { node: 7 }),
             ("steps=4:+7", Fault::StepCount { node: 4, delta: 7 }),
             ("steps=4:-7", Fault::StepCount { node: 4, delta: -7 }),
             ("boundary=0", Fault::Boundary { node: 0 }),

@@ -3,7 +3,7 @@
 
 use crate::client::{GameView, Side};
 use crate::dissection::{honest_pick, interior_points};
-use crate::fault::{corrupted_view, FaultSpecError, LyingSteps};
+use crate::fault::{corrupted_view, redeclare, relabelled_view, FaultSpecError, LyingSteps};
 use crate::graph_phase::{GraphPhase, NodeEvidence};
 use crate::phase::{Phase, PhaseError};
 use crate::step_phase::{FinalClaim, StepPhase};
@@ -109,6 +109,7 @@ impl Submitter {
                 corrupted_view(model, input, node, true)?
             }
             Fault::Trace { node } => corrupted_view(model, input, node, false)?,
+            Fault::Header { node } => relabelled_view(model, input, node, redeclare)?,
             _ => GraphPhase::honest(model, input)?,
         };
         Ok(Self::with_view(view, fault))
@@ -225,12 +226,7 @@ impl Submitter {
                     }
                     _ => (t, t),
                 };
-                StepClaims::Lying(Box::new(LyingSteps::new(
-                    honest,
-                    &claimed.to_le_bytes(),
-                    lie_from,
-                    steps,
-                )))
+                StepClaims::Lying(Box::new(LyingSteps::new(honest, claimed, lie_from, steps)?))
             };
             self.steps = Some((node as u32, claims));
         }

@@ -70,7 +70,7 @@ pub struct PartyGas {
 pub struct Bonds {
     /// The result bond (wei).
     pub result_bond: U256,
-    /// The challenge bond (wei).
+    /// The bond of each side of a game (wei): the challenger's, and the defender's.
     pub challenge_bond: U256,
     /// Credited to the submitter at the end.
     pub submitter_credit: U256,
@@ -80,6 +80,8 @@ pub struct Bonds {
     pub locked: U256,
     /// Credited, not yet withdrawn.
     pub owed: U256,
+    /// Burnt: the bond of a rejected result (protocol section 12.4).
+    pub burnt: U256,
     /// The contract's balance (always `locked + owed`).
     pub balance: U256,
 }
@@ -330,6 +332,7 @@ pub async fn simulate(
             .await
             .map_err(read("read locked"))?,
         owed: contract.owed().call().await.map_err(read("read owed"))?,
+        burnt: contract.burnt().call().await.map_err(read("read burnt"))?,
         balance: contract
             .provider()
             .get_balance(deployment.game)

@@ -29,6 +29,10 @@ async fn the_honest_party_wins_every_scripted_dispute() {
         (format!("node={last}"), false),
         ("output".to_string(), true),
         ("trace=3".to_string(), false),
+        // A forged output header over the true data: the node leaf commits to the header, so the
+        // liar cannot open the node (intermediate or last) and loses on time.
+        ("header=3".to_string(), true),
+        (format!("header={last}"), true),
         ("step=2:1000".to_string(), false),
         ("step=0:0".to_string(), false),
         ("steps=2:+5".to_string(), false),
@@ -77,23 +81,26 @@ async fn the_honest_party_wins_every_scripted_dispute() {
                 t.moves
             );
             assert!(t.largest_tx < 1_000_000, "{case}: {}", t.largest_tx);
-            // Bonds: nothing stays locked, the books balance, and the winner holds both bonds.
+            // Bonds: nothing stays locked, the books balance, the winner of the game holds both of
+            // its bonds, and a rejected result's bond is burnt.
             let b = t.bonds;
             assert_eq!(b.balance, b.locked + b.owed, "{case}");
             assert_eq!(b.locked, U256::ZERO, "{case}");
             let disputed = fault != Fault::None;
-            let total = b.result_bond
-                + if disputed {
-                    b.challenge_bond
-                } else {
-                    U256::ZERO
-                };
-            assert_eq!(b.submitter_credit + b.challenger_credit, total, "{case}");
-            let winner_credit = match want {
-                Side::Submitter => b.submitter_credit,
-                Side::Challenger => b.challenger_credit,
+            let game = if disputed {
+                b.challenge_bond * U256::from(2)
+            } else {
+                U256::ZERO
             };
-            assert_eq!(winner_credit, total, "{case}");
+            let expected = match want {
+                Side::Submitter => (b.result_bond + game, U256::ZERO, U256::ZERO),
+                Side::Challenger => (U256::ZERO, game, b.result_bond),
+            };
+            assert_eq!(
+                (b.submitter_credit, b.challenger_credit, b.burnt),
+                expected,
+                "{case}"
+            );
             if disputed {
                 assert!(t.moves.iter().any(|m| m.action == "challenge"), "{case}");
             }

@@ -403,7 +403,8 @@ async fn every_move_checks_mover_turn_segment_claims_and_clock() {
 #[tokio::test]
 async fn several_challengers_each_play_their_own_game() {
     let t = table().await;
-    // A faulty result, disputed twice: the first game lost rejects it, the other closes settled.
+    // A faulty result, disputed twice: the first game lost rejects it and burns its bond; the
+    // other game goes on to its own end.
     let mut liar = Submitter::new(t.model.clone(), t.input.clone(), Fault::Output).unwrap();
     let result = t.post(&liar).await;
     let first = t.challenge(0, result).await;
@@ -413,6 +414,7 @@ async fn several_challengers_each_play_their_own_game() {
         v.phase == 2 && v.hi - v.lo == 1
     })
     .await;
+    assert!(view.defended, "the defender's first move carried its bond");
     // The liar cannot open the last node on a wrong output; it stalls and loses on time.
     let Some(mv) = liar.next_move(&view).unwrap() else {
         panic!()
@@ -431,17 +433,23 @@ async fn several_challengers_each_play_their_own_game() {
         t.submitter.result_status(result).await.unwrap(),
         ResultStatus::Rejected
     );
-    // The other game cannot go on, and closes with the challenger's bond back.
-    refused(
-        t.submitter.play(first, &Move::Claims(vec![[0; 32]])).await,
-        "ResultNotPending",
-    );
-    refused(t.requester.close_settled(second).await, "GameOver");
-    t.requester.close_settled(first).await.unwrap();
     let credit = |i: u32| async move { c.credit(dev_signer(i).address()).call().await.unwrap() };
     let p = t.params;
-    assert_eq!(credit(3).await, p.challenge_bond + p.result_bond);
-    assert_eq!(credit(2).await, p.challenge_bond);
+    // The winner of a game takes both of its bonds; the result bond is burnt, nobody's.
+    assert_eq!(credit(3).await, p.challenge_bond * U256::from(2));
+    assert_eq!(c.burnt().call().await.unwrap(), p.result_bond);
+    t.balanced().await;
+    // The other game goes on: the liar answers it (with its bond) and then has nothing to show.
+    let mut honest = Challenger::new(t.model.clone(), t.input.clone(), Fault::None).unwrap();
+    let view = play_until(&t, first, &t.challengers[0], &mut liar, &mut honest, |v| {
+        v.phase == 2 && v.hi - v.lo == 1
+    })
+    .await;
+    advance_time(c.provider(), view.clock_left(Side::Submitter))
+        .await
+        .unwrap();
+    t.challengers[0].play(first, &Move::Timeout).await.unwrap();
+    assert_eq!(credit(2).await, p.challenge_bond * U256::from(2));
     assert_eq!(credit(1).await, U256::ZERO);
     t.balanced().await;
     // The request is open again, for an honest answer.
@@ -498,9 +506,10 @@ async fn several_challengers_each_play_their_own_game() {
     assert_eq!(defender.next_move(&view).unwrap(), Some(Move::Timeout));
     t.submitter.play(games[1], &Move::Timeout).await.unwrap();
     t.submitter.finalize(again).await.unwrap();
+    // Back: the result bond, and each game's two bonds.
     assert_eq!(
         credit(1).await,
-        p.result_bond + p.challenge_bond * U256::from(2)
+        p.result_bond + p.challenge_bond * U256::from(4)
     );
     t.balanced().await;
 }

@@ -13,8 +13,11 @@ import {Step} from "./Step.sol";
 /// @dev docs/protocol.md section 12. The submitter of a result is the defender of every game on it:
 /// it posts the `arity - 1` intermediate claims of the disputed segment, the challenger picks the
 /// sub-segment whose right end it disputes. Every move spends the mover's chess clock; a party whose
-/// clock runs out loses the game. Payments are credited and withdrawn (pull), so that
-/// `address(this).balance == locked + owed` after every transaction.
+/// clock runs out loses the game. Every game is played to its own end (all against all): each is a
+/// contest of two equal bonds, the challenger's and the defender's (posted with its first move), and
+/// its winner takes both. A rejected result's bond is burnt, never paid to a challenger, so a liar
+/// gains nothing back through challengers of its own. Payments are credited and withdrawn (pull);
+/// after every transaction `address(this).balance == locked + owed`.
 contract DisputeGame {
     enum ResultStatus {
         None,
@@ -34,9 +37,7 @@ contract DisputeGame {
         /// The Step contract executed the disputed step.
         StepProof,
         /// The party to move let its clock run out.
-        Timeout,
-        /// Another game already rejected the result; the challenger gets its bond back.
-        Settled
+        Timeout
     }
 
     struct RequestInfo {
@@ -85,6 +86,8 @@ contract DisputeGame {
         bytes32 claimHi;
         /// keccak of the defender's intermediate claims of the segment; 0 until posted.
         bytes32 claims;
+        /// Whether the defender has posted its bond for this game (with its first move).
+        bool defended;
     }
 
     /// What the defender shows to turn the disputed node `i` into a phase-1 game.
@@ -103,7 +106,8 @@ contract DisputeGame {
         /// O_i and its path in the trace, the same for state i (leaf 0) and state i+1 (leaf O_i).
         bytes32 output;
         bytes32[] outputPath;
-        /// The claimed final VM state (237 bytes), its accumulator (868 bytes) and output header.
+        /// The claimed final VM state (237 bytes), its accumulator (868 bytes) and output header
+        /// (whose hash is part of the node leaf).
         bytes finalState;
         bytes accumulator;
         bytes outputHeader;
@@ -120,6 +124,8 @@ contract DisputeGame {
     );
     event ResultFinalized(uint64 indexed result);
     event ResultRejected(uint64 indexed result, uint64 indexed game);
+    /// A rejected result's bond, burnt (sent to the zero address).
+    event Burnt(uint64 indexed result, uint256 amount);
     event GameStarted(
         uint64 indexed game, uint64 indexed result, address indexed challenger, uint64 nodes, bytes32 claimLo, bytes32 claimHi
     );
@@ -167,7 +173,6 @@ contract DisputeGame {
     error BadOutputProof();
     error OutputMismatch(bytes32 claimed, bytes32 proven);
     error BadStepCount(uint64 steps);
-    error NotSettled(uint64 result);
     error NothingToWithdraw();
     error TransferFailed();
 
@@ -181,7 +186,7 @@ contract DisputeGame {
     NodeVm public immutable nodeVm;
     /// Bond a submitter locks with each result.
     uint256 public immutable resultBond;
-    /// Bond a challenger locks with each game.
+    /// Bond a challenger locks with each game, and the defender with its first move in it.
     uint256 public immutable challengeBond;
     /// Seconds after posting during which a result may be challenged.
     uint64 public immutable challengeWindow;
@@ -196,6 +201,8 @@ contract DisputeGame {
     uint256 public locked;
     /// Wei credited and not yet withdrawn.
     uint256 public owed;
+    /// Wei of rejected results' bonds burnt so far.
+    uint256 public burnt;
     mapping(address => uint256) public credit;
 
     uint64 public requestCount;
@@ -325,9 +332,11 @@ contract DisputeGame {
     }
 
     /// The defender's dissection move: the claims at the `min(arity, hi - lo) - 1` interior points
-    /// `lo + (hi - lo) * j / m` of the disputed segment.
-    function postClaims(uint64 gameId, bytes32[] calldata claims) external {
+    /// `lo + (hi - lo) * j / m` of the disputed segment. The defender's first move in a game carries
+    /// its bond (`challengeBond`), every later one nothing.
+    function postClaims(uint64 gameId, bytes32[] calldata claims) external payable {
         GameInfo storage g = _move(gameId, Party.Submitter);
+        _defend(g);
         if (g.hi - g.lo < 2) revert SegmentIsSingle(g.lo, g.hi);
         if (g.claims != bytes32(0)) revert ClaimsPending();
         uint256 m = _parts(g);
@@ -362,8 +371,9 @@ contract DisputeGame {
     /// Ends phase 2 at node `i = lo`: proves that O_i is what turns trace state i into state i+1,
     /// builds node i's initial VM state from the registry, the request and state i, and checks the
     /// claimed final VM state against O_i. Phase 1 then disputes VM steps 0 .. T.
-    function openNode(uint64 gameId, NodeOpening calldata o) external {
+    function openNode(uint64 gameId, NodeOpening calldata o) external payable {
         GameInfo storage g = _move(gameId, Party.Submitter);
+        _defend(g);
         if (g.phase != 2) revert WrongPhase(g.phase);
         if (g.hi - g.lo != 1) revert SegmentNotSingle(g.lo, g.hi);
         uint64 node = g.lo;
@@ -395,7 +405,7 @@ contract DisputeGame {
     /// agreed pre-state; the defender wins if it equals its claim, the challenger otherwise. Either
     /// party may call it (a witness cannot lie: Step reverts on one that does not fit the pre-state).
     function proveStep(uint64 gameId, bytes calldata witness) external {
-        GameInfo storage g = _playable(gameId);
+        GameInfo storage g = _active(gameId);
         if (g.phase != 1) revert WrongPhase(g.phase);
         if (g.hi - g.lo != 1) revert SegmentNotSingle(g.lo, g.hi);
         Party mover = _partyOf(g, msg.sender);
@@ -407,19 +417,11 @@ contract DisputeGame {
 
     /// Ends a game whose party to move has run out of clock; the other party wins. Anyone may call.
     function timeout(uint64 gameId) external {
-        GameInfo storage g = _playable(gameId);
+        GameInfo storage g = _active(gameId);
         uint64 left = _clockOf(g, g.turn);
         uint64 elapsed = uint64(block.timestamp) - g.lastMove;
         if (elapsed < left) revert ClockRunning(g.turn, left - elapsed);
         _resolve(gameId, g, g.turn == Party.Submitter ? Party.Challenger : Party.Submitter, Reason.Timeout);
-    }
-
-    /// Closes a game whose result another game has already rejected: the challenger was right and
-    /// gets its bond back. Anyone may call.
-    function closeSettled(uint64 gameId) external {
-        GameInfo storage g = _active(gameId);
-        if (_results[g.result].status != ResultStatus.Rejected) revert NotSettled(g.result);
-        _resolve(gameId, g, Party.Challenger, Reason.Settled);
     }
 
     // ---------------------------------------------------------------- internals
@@ -436,16 +438,10 @@ contract DisputeGame {
         if (g.phase == 0) revert GameOver(id);
     }
 
-    /// An active game whose result is still pending: moves on a rejected result are pointless.
-    function _playable(uint64 id) private view returns (GameInfo storage g) {
-        g = _active(id);
-        ResultStatus status = _results[g.result].status;
-        if (status != ResultStatus.Pending) revert ResultNotPending(g.result, status);
-    }
-
-    /// Checks that `party` may move now and charges its clock.
+    /// Checks that `party` may move now and charges its clock. A game goes on after another game
+    /// has rejected its result: its own bonds are still to be decided.
     function _move(uint64 id, Party party) private returns (GameInfo storage g) {
-        g = _playable(id);
+        g = _active(id);
         if (g.turn != party) revert NotYourTurn(g.turn);
         if (_partyOf(g, msg.sender) != party) revert NotYourTurn(g.turn);
         _spend(g, party);
@@ -474,27 +470,46 @@ contract DisputeGame {
         }
     }
 
+    /// Takes the defender's bond with its first move in a game; later moves carry no value.
+    function _defend(GameInfo storage g) private {
+        uint256 bond = g.defended ? 0 : challengeBond;
+        if (msg.value != bond) revert WrongBond(msg.value, bond);
+        if (!g.defended) {
+            g.defended = true;
+            locked += bond;
+        }
+    }
+
     function _parts(GameInfo storage g) private view returns (uint256) {
         uint256 len = g.hi - g.lo;
         return len < arity ? len : arity;
     }
 
+    /// The winner takes the game's bonds (the challenger's, and the defender's once posted). The
+    /// first game a pending result loses rejects it and burns its bond: a liar cannot win it back
+    /// through a challenger of its own, whichever game ends first.
     function _resolve(uint64 gameId, GameInfo storage g, Party winner, Reason reason) private {
         g.phase = 0;
         g.winner = winner;
         ResultInfo storage res = _results[g.result];
         res.openGames -= 1;
-        if (winner == Party.Submitter) {
-            _pay(res.submitter, challengeBond);
-        } else if (res.status == ResultStatus.Pending) {
+        uint256 stake = g.defended ? 2 * challengeBond : challengeBond;
+        _pay(winner == Party.Submitter ? res.submitter : g.challenger, stake);
+        if (winner == Party.Challenger && res.status == ResultStatus.Pending) {
             res.status = ResultStatus.Rejected;
             _requests[res.request].result = 0;
-            _pay(g.challenger, challengeBond + resultBond);
             emit ResultRejected(g.result, gameId);
-        } else {
-            _pay(g.challenger, challengeBond);
+            _burn(g.result, resultBond);
         }
         emit GameResolved(gameId, g.result, winner, reason);
+    }
+
+    function _burn(uint64 resultId, uint256 amount) private {
+        locked -= amount;
+        burnt += amount;
+        emit Burnt(resultId, amount);
+        (bool ok,) = address(0).call{value: amount}("");
+        if (!ok) revert TransferFailed();
     }
 
     function _pay(address to, uint256 amount) private {
@@ -522,7 +537,7 @@ contract DisputeGame {
     {
         uint256 n = o.tags.length;
         if (o.indices.length != n || o.inputs.length != n) revert BadNodeProof();
-        bytes memory leaf = abi.encodePacked(o.kind, o.params, uint8(n));
+        bytes memory leaf = abi.encodePacked(o.kind, o.params, keccak256(o.outputHeader), uint8(n));
         for (uint256 j = 0; j < n; j++) {
             leaf = abi.encodePacked(leaf, o.tags[j], o.indices[j]);
         }

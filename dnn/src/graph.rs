@@ -230,12 +230,12 @@ impl Model {
         let mut outputs = Vec::new();
         for (index, node) in self.manifest.nodes.iter().enumerate() {
             let inputs = self.node_inputs(index, &zero, &outputs)?;
-            leaves.push(self.node_leaf(index, &inputs)?);
-            outputs.push(
-                node.op
-                    .native(&inputs)
-                    .map_err(|e| self.node_error(index, e))?,
-            );
+            let output = node
+                .op
+                .native(&inputs)
+                .map_err(|e| self.node_error(index, e))?;
+            leaves.push(self.node_leaf(index, &inputs, &output)?);
+            outputs.push(output);
         }
         Ok(leaves)
     }
@@ -254,8 +254,15 @@ impl Model {
         Ok(data_root(&self.weight_commitments()?.concat()))
     }
 
-    /// The leaf of node `index` (protocol section 9).
-    pub fn node_leaf(&self, index: usize, inputs: &[&Tensor]) -> Result<Hash, ModelError> {
+    /// The leaf of node `index` (protocol section 9), given its inputs and an output of it (any
+    /// input gives the same shape): the output header is committed, so that nobody can re-declare
+    /// a node's output as another dtype or shape over the same bytes.
+    pub fn node_leaf(
+        &self,
+        index: usize,
+        inputs: &[&Tensor],
+        output: &Tensor,
+    ) -> Result<Hash, ModelError> {
         let node = &self.manifest.nodes[index];
         let params = node
             .op
@@ -263,6 +270,7 @@ impl Model {
             .map_err(|e| self.node_error(index, e))?;
         let mut bytes = vec![node.op.kind() as u8];
         bytes.extend_from_slice(&params.commitment()?);
+        bytes.extend_from_slice(&keccak256(&output.header()?));
         bytes.push(node.inputs.len() as u8);
         for (tag, idx) in self.input_refs(index) {
             bytes.push(tag);

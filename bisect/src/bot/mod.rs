@@ -568,27 +568,8 @@ impl Bot {
                 );
                 return Ok(());
             }
-            if self.role == Side::Challenger
-                && self.client.result_status(record.result).await? == ResultStatus::Rejected
-            {
-                let t = Instant::now();
-                let tx = self.client.close_settled(id).await?;
-                report.transactions += 1;
-                record.gas += tx.gas;
-                let detail = format!("result {} rejected by another game", record.result);
-                self.emit(
-                    Some(id),
-                    Some(record.result),
-                    U256::ZERO,
-                    MoveRecord::new(self.role, "close-settled", Some(&view), detail, tx.gas, t),
-                );
-                info!(
-                    game = id,
-                    result = record.result,
-                    "result rejected by another game: closed, bond back"
-                );
-                continue;
-            }
+            // A game goes on after another game rejected its result: its own two bonds are
+            // still to be won (protocol section 12.4).
             let Some(strategy) = self.strategy(id, record.result).await? else {
                 report.open_games += 1;
                 return Ok(());
