@@ -98,6 +98,8 @@ struct DemoReport {
     gas: BTreeMap<String, u64>,
     /// Wei credited to each party at the end (paid out by the withdrawals that follow).
     credits: BTreeMap<String, String>,
+    /// Wei of rejected results' bonds burnt (paid to nobody).
+    burnt: String,
     /// The game contract's balance after every party withdrew.
     final_balance: String,
     total_ms: f64,
@@ -212,6 +214,7 @@ async fn run(args: &DemoArgs, model: Arc<Model>, data: &Dataset) -> Result<DemoR
             game: deployment.game,
             models: vec![args.model.clone()],
             bond: params.result_bond.max(params.challenge_bond),
+            reserve: None,
             arity: Some(args.arity),
             poll_interval: Duration::from_millis(20),
             db: dir.join(format!("{name}.redb")),
@@ -459,6 +462,7 @@ async fn run(args: &DemoArgs, model: Arc<Model>, data: &Dataset) -> Result<DemoR
     let final_balance =
         alloy::providers::Provider::get_balance(requester.contract().provider(), deployment.game)
             .await?;
+    let burnt = requester.contract().burnt().call().await?;
     let mut gas = BTreeMap::new();
     for m in &moves {
         *gas.entry(format!("{:?}", m.actor)).or_insert(0) += m.record.gas;
@@ -485,6 +489,7 @@ async fn run(args: &DemoArgs, model: Arc<Model>, data: &Dataset) -> Result<DemoR
         moves,
         gas,
         credits,
+        burnt: burnt.to_string(),
         final_balance: final_balance.to_string(),
         total_ms: start.elapsed().as_secs_f64() * 1e3,
     })
@@ -544,6 +549,11 @@ fn print(r: &DemoReport) {
             alloy::primitives::utils::format_ether(wei)
         );
     }
+    let burnt: alloy::primitives::U256 = r.burnt.parse().unwrap_or_default();
+    println!(
+        "   burnt (the rejected result's bond) {} ETH",
+        alloy::primitives::utils::format_ether(burnt)
+    );
     println!(
         "   game contract balance after the withdrawals: {} wei",
         r.final_balance

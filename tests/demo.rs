@@ -49,7 +49,9 @@ fn the_challenger_disputes_only_the_faulty_result_and_wins() {
             assert_eq!(r["submitter"], want, "{args:?}");
         }
         let credits = &report["credits"];
-        assert_eq!(credits["Challenger"], "1500000000000000000", "{args:?}");
+        // The game's two bonds (0.5 ether each) to the challenger; the result bond burnt.
+        assert_eq!(credits["Challenger"], "1000000000000000000", "{args:?}");
+        assert_eq!(report["burnt"], "1000000000000000000", "{args:?}");
         assert_eq!(credits["FaultySubmitter"], "0", "{args:?}");
         assert_eq!(
             credits["HonestSubmitter"],

@@ -1,8 +1,12 @@
 //! The bots on the embedded chain, in one process: a challenger stopped mid-game at an arbitrary
 //! await point (as a crash would leave it, a signed transaction possibly in flight) and started
 //! again from its database wins without a second challenge or a repeated move; a bot refuses a
-//! database of another bot, a contract whose bond exceeds its own and another arity; and a
-//! submitter whose cached run no longer matches what it posted stops instead of playing on.
+//! database of another bot, a contract whose bond exceeds its own and another arity; a
+//! submitter whose cached run no longer matches what it posted stops instead of playing on. Money
+//! and liveness (issue 14, attack 4): a challenger too poor to pay the bond keeps the wrong result
+//! and challenges it once funded; a submitter keeps its reserve for defence (answers no request
+//! below it, defends its game with it) and answers once funded; an honest submitter answers again
+//! a request whose result (another submitter's) was rejected.
 
 use alloy::primitives::U256;
 use opml_bisect::bot::{BotEvent, Endpoint};
@@ -55,6 +59,7 @@ impl Setup {
             game: self.deployment.game,
             models: vec![repo("models/mnist-cnn")],
             bond: U256::from(10u128.pow(18)),
+            reserve: None,
             arity: Some(self.params.arity),
             poll_interval: Duration::from_millis(10),
             db: self.dir.join(db),
@@ -272,5 +277,209 @@ async fn a_submitter_whose_cached_run_changed_stops_instead_of_contradicting_its
         Err(BotError::Config(reason)) => assert!(reason.contains("no longer"), "{reason}"),
         other => panic!("played on with a changed run: {other:?}"),
     }
+    let _ = std::fs::remove_dir_all(&setup.dir);
+}
+
+/// A fresh account with no ether, signing for a bot.
+fn fresh_key(byte: u8) -> alloy::signers::local::PrivateKeySigner {
+    alloy::signers::local::PrivateKeySigner::from_bytes(&alloy::primitives::B256::repeat_byte(byte))
+        .unwrap()
+}
+
+impl Setup {
+    /// A bot of `role` signing with `key` (an account the test funds itself).
+    async fn bot_with_key(
+        &self,
+        role: Side,
+        key: alloy::signers::local::PrivateKeySigner,
+        db: &str,
+        reserve: Option<U256>,
+    ) -> Bot {
+        let mut config = self.config(0, db, Fault::None);
+        config.signer = key.clone();
+        config.reserve = reserve;
+        Bot::start(role, config, self.chain.provider(key))
+            .await
+            .unwrap()
+    }
+
+    /// Sends `wei` from dev account 0 to `to`.
+    async fn fund(&self, to: alloy::primitives::Address, wei: U256) {
+        use alloy::network::TransactionBuilder;
+        use alloy::providers::Provider;
+        let tx = alloy::rpc::types::TransactionRequest::default()
+            .with_to(to)
+            .with_value(wei);
+        self.chain
+            .provider(dev_signer(0))
+            .send_transaction(tx)
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+    }
+
+    async fn client(&self) -> GameClient {
+        GameClient::new(self.deployment.game, self.chain.provider(dev_signer(0)))
+            .await
+            .unwrap()
+    }
+}
+
+/// Ticks every bot in turn until `done` holds (at most 400 rounds).
+async fn tick_until<F: std::future::Future<Output = bool>>(
+    bots: &mut [&mut Bot],
+    mut done: impl FnMut() -> F,
+) {
+    for _ in 0..400 {
+        if done().await {
+            return;
+        }
+        for bot in bots.iter_mut() {
+            bot.tick().await.unwrap();
+        }
+    }
+    panic!("not done after 400 rounds of ticks");
+}
+
+#[tokio::test]
+async fn a_challenger_out_of_money_challenges_once_funded() {
+    let setup = Setup::new("starved").await;
+    let (mut liar, _) = setup
+        .bot(Side::Submitter, 3, "liar.redb", "node=2".parse().unwrap())
+        .await;
+    let key = fresh_key(0x42);
+    let account = key.address();
+    let mut challenger = setup
+        .bot_with_key(Side::Challenger, key, "challenger.redb", None)
+        .await;
+    setup.request().await;
+    let client = setup.client().await;
+    // It finds the lie, cannot pay the bond, and keeps the result to challenge: the failure is
+    // not taken for a decision.
+    for _ in 0..5 {
+        liar.tick().await.unwrap();
+        challenger.tick().await.unwrap();
+    }
+    assert_eq!(client.contract().gameCount().call().await.unwrap(), 0);
+    let record = challenger.store().result(1).unwrap().unwrap();
+    assert_eq!(record.verdict, opml_bisect::bot::Verdict::Differs);
+    // Funded, it challenges and wins.
+    setup.fund(account, U256::from(10u128.pow(18))).await;
+    tick_until(&mut [&mut liar, &mut challenger], || async {
+        client.contract().gameCount().call().await.unwrap() == 1
+            && client.view(1).await.unwrap().is_over()
+    })
+    .await;
+    assert_eq!(client.view(1).await.unwrap().winner, Some(Side::Challenger));
+    assert_eq!(
+        client.result_status(1).await.unwrap(),
+        ResultStatus::Rejected
+    );
+    let _ = std::fs::remove_dir_all(&setup.dir);
+}
+
+#[tokio::test]
+async fn a_submitter_keeps_its_reserve_for_defence_and_answers_once_funds_allow() {
+    let setup = Setup::new("reserve").await;
+    let p = setup.params;
+    let gas = U256::from(10u128.pow(17));
+    // Enough for one result bond and a reserve of one defence bond (and gas for each).
+    let reserve = p.challenge_bond + gas;
+    let key = fresh_key(0x43);
+    let address = key.address();
+    setup
+        .fund(key.address(), p.result_bond + reserve + gas)
+        .await;
+    let mut submitter = setup
+        .bot_with_key(Side::Submitter, key, "submitter.redb", Some(reserve))
+        .await;
+    let (mut griefer, _) = setup
+        .bot(
+            Side::Challenger,
+            2,
+            "griefer.redb",
+            "challenger=3".parse().unwrap(),
+        )
+        .await;
+    let client = setup.client().await;
+    let first = setup.request().await;
+    let second = setup.request().await;
+    let stored = |id| {
+        let c = &client;
+        async move { c.contract().request(id).call().await.unwrap().result }
+    };
+    // It answers the first request, not the second (that would spend its reserve), and the
+    // griefer's game on its result starts.
+    tick_until(&mut [&mut submitter, &mut griefer], || async {
+        client.contract().gameCount().call().await.unwrap() == 1
+    })
+    .await;
+    assert_ne!(stored(first).await, 0);
+    assert_eq!(stored(second).await, 0);
+    assert_eq!(
+        submitter.store().request(second).unwrap(),
+        Some(opml_bisect::bot::RequestRecord::Waiting)
+    );
+    // It defends the game with its reserve and wins both of its bonds (the result bond stays
+    // locked until the window ends), still short of a second result bond above its reserve.
+    tick_until(&mut [&mut submitter, &mut griefer], || async {
+        client.view(1).await.unwrap().is_over()
+    })
+    .await;
+    assert_eq!(client.view(1).await.unwrap().winner, Some(Side::Submitter));
+    for _ in 0..3 {
+        submitter.tick().await.unwrap();
+    }
+    assert_eq!(stored(second).await, 0);
+    // Funded, it answers the second request.
+    setup.fund(address, p.result_bond).await;
+    tick_until(&mut [&mut submitter, &mut griefer], || async {
+        stored(second).await != 0
+    })
+    .await;
+    let _ = std::fs::remove_dir_all(&setup.dir);
+}
+
+#[tokio::test]
+async fn an_honest_submitter_answers_again_a_request_whose_result_was_rejected() {
+    let setup = Setup::new("reanswer").await;
+    // The liar ticks first and answers the request; the honest submitter finds it answered.
+    let (mut liar, _) = setup
+        .bot(Side::Submitter, 3, "liar.redb", "node=2".parse().unwrap())
+        .await;
+    let (mut honest, _) = setup
+        .bot(Side::Submitter, 1, "honest.redb", Fault::None)
+        .await;
+    let (mut challenger, _) = setup
+        .bot(Side::Challenger, 2, "challenger.redb", Fault::None)
+        .await;
+    let request = setup.request().await;
+    let client = setup.client().await;
+    tick_until(&mut [&mut liar, &mut honest, &mut challenger], || async {
+        let live = client
+            .contract()
+            .request(request)
+            .call()
+            .await
+            .unwrap()
+            .result;
+        live != 0 && live != 1
+    })
+    .await;
+    assert_eq!(
+        client.result_status(1).await.unwrap(),
+        ResultStatus::Rejected
+    );
+    let live = client
+        .contract()
+        .request(request)
+        .call()
+        .await
+        .unwrap()
+        .result;
+    let posted = client.contract().result(live).call().await.unwrap();
+    assert_eq!(posted.submitter, dev_signer(1).address());
     let _ = std::fs::remove_dir_all(&setup.dir);
 }

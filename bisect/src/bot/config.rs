@@ -58,6 +58,7 @@ struct RawConfig {
     game: Address,
     models: Vec<PathBuf>,
     bond: String,
+    reserve: Option<String>,
     arity: Option<u64>,
     #[serde(default = "default_poll_ms")]
     poll_interval_ms: u64,
@@ -73,6 +74,9 @@ fn default_poll_ms() -> u64 {
     1000
 }
 
+/// Games a submitter keeps a defence bond for when its config names no `reserve`.
+pub const DEFAULT_RESERVE_GAMES: u64 = 8;
+
 /// A submitter's or challenger's configuration (see `docs/bots.md` for an annotated file).
 #[derive(Debug, Clone)]
 pub struct BotConfig {
@@ -87,6 +91,10 @@ pub struct BotConfig {
     /// The most wei the bot locks per result (submitter) or game (challenger): it refuses to
     /// start against a contract whose bond is larger.
     pub bond: U256,
+    /// Submitter: wei it keeps for defending games (a defence bond and gas per game) and never
+    /// spends on a new result: below it, it stops taking requests and says so. `None` is
+    /// [`DEFAULT_RESERVE_GAMES`] challenge bonds of the contract.
+    pub reserve: Option<U256>,
     /// The arity the bot expects of the contract, if stated.
     pub arity: Option<u64>,
     /// How often it polls the chain.
@@ -148,6 +156,10 @@ impl BotConfig {
             return Err(field("models", "names no model".into()));
         }
         let bond = parse_amount(&raw.bond).map_err(|reason| field("bond", reason))?;
+        let reserve = raw
+            .reserve
+            .map(|r| parse_amount(&r).map_err(|reason| field("reserve", reason)))
+            .transpose()?;
         if raw.arity.is_some_and(|k| !(2..=64).contains(&k)) {
             return Err(field("arity", "must be 2..=64".into()));
         }
@@ -165,6 +177,7 @@ impl BotConfig {
             game: raw.game,
             models: raw.models.into_iter().map(resolve).collect(),
             bond,
+            reserve,
             arity: raw.arity,
             poll_interval: Duration::from_millis(raw.poll_interval_ms),
             db: resolve(raw.db),
@@ -225,6 +238,7 @@ mod tests {
     fn parses_a_full_file_and_resolves_paths() {
         let c = BotConfig::parse(GOOD, Path::new("/etc/opml")).unwrap();
         assert_eq!(c.signer.address(), dev_signer(2).address());
+        assert_eq!(c.reserve, None);
         assert_eq!(
             c.models,
             vec![PathBuf::from("/etc/opml/../models/mnist-cnn")]
@@ -249,6 +263,7 @@ mod tests {
             (r#"bond = "1 ether""#, r#"bond = "1 potato""#, "bond"),
             (r#"bond = "1 ether""#, r#"bond = "-1 ether""#, "bond"),
             ("arity = 2", "arity = 1", "arity"),
+            ("arity = 2", r#"reserve = "a lot""#, "reserve"),
             (
                 "poll_interval_ms = 250",
                 "poll_interval_ms = 0",

@@ -13,7 +13,7 @@ pub mod config;
 pub mod outbox;
 pub mod store;
 
-pub use config::{BotConfig, ConfigError, Endpoint};
+pub use config::{BotConfig, ConfigError, Endpoint, DEFAULT_RESERVE_GAMES};
 pub use outbox::{Backoff, Outbox};
 pub use store::{
     GameRecord, Identity, PendingTx, RequestRecord, ResultRecord, Store, StoreError, Verdict,
@@ -132,6 +132,10 @@ pub fn http_provider(url: alloy::transports::http::reqwest::Url) -> DynProvider 
         .erased()
 }
 
+/// Most blocks one log query spans: providers cap the range of `eth_getLogs`, so a bot far
+/// behind the chain catches up in slices of this many blocks.
+pub const LOG_RANGE: u64 = 5_000;
+
 /// What one tick did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TickReport {
@@ -191,6 +195,14 @@ pub struct Bot {
     models: HashMap<B256, Arc<Model>>,
     /// The contract's bond for this role.
     bond: U256,
+    /// The bond of each side of a game: a challenger's with its challenge, a submitter's with its
+    /// first move in a game.
+    game_bond: U256,
+    /// Submitter: wei kept for defence that new results may not spend.
+    reserve: U256,
+    /// Games this run cannot play (its own computation failed), and why: reported once, and the
+    /// other games go on.
+    broken: HashMap<u64, String>,
     /// Strategies by game, rebuilt from the store after a restart.
     strategies: HashMap<u64, Strategy>,
     events: Option<UnboundedSender<BotEvent>>,
@@ -237,17 +249,31 @@ impl Bot {
                 )));
             }
         }
+        let game_bond = probe.challenge_bond();
         let bond = match role {
-            Side::Submitter => probe.contract().resultBond().call().await,
-            Side::Challenger => probe.contract().challengeBond().call().await,
+            Side::Submitter => probe
+                .contract()
+                .resultBond()
+                .call()
+                .await
+                .map_err(read_error("read bond"))?,
+            Side::Challenger => game_bond,
+        };
+        // A submitter also locks the game bond with its first move in each game it defends.
+        for (what, wei) in [("result", bond), ("game", game_bond)] {
+            if wei > config.bond && (role == Side::Submitter || what == "game") {
+                return Err(BotError::Config(format!(
+                    "the contract's {what} bond is {wei} wei, more than the config's `bond` of {} wei",
+                    config.bond
+                )));
+            }
         }
-        .map_err(read_error("read bond"))?;
-        if bond > config.bond {
-            return Err(BotError::Config(format!(
-                "the contract's {role:?} bond is {bond} wei, more than the config's `bond` of {} wei",
-                config.bond
-            )));
-        }
+        let reserve = match role {
+            Side::Submitter => config
+                .reserve
+                .unwrap_or(game_bond * U256::from(DEFAULT_RESERVE_GAMES)),
+            Side::Challenger => U256::ZERO,
+        };
         let mut models = HashMap::new();
         for path in &config.models {
             let model_error = |source| BotError::Model {
@@ -301,6 +327,9 @@ impl Bot {
             account,
             models,
             bond,
+            game_bond,
+            reserve,
+            broken: HashMap::new(),
             strategies: HashMap::new(),
             events: None,
         })
@@ -371,7 +400,9 @@ impl Bot {
         }
     }
 
-    /// One pass: new logs, then every open game, then finality and withdrawal.
+    /// One pass: new logs (recorded, not acted on), then every open game, then finality and
+    /// withdrawal, and only then new work (answering requests, challenging results), so that a
+    /// bot short of money or of a working node still defends what it has at stake.
     pub async fn tick(&mut self) -> Result<TickReport, BotError> {
         let mut report = TickReport::default();
         let head = self
@@ -381,23 +412,41 @@ impl Bot {
             .get_block_number()
             .await
             .map_err(transport("read block number"))?;
-        let from = self.store.cursor()?.unwrap_or(self.config.from_block);
-        if from <= head {
+        let mut from = self.store.cursor()?.unwrap_or(self.config.from_block);
+        while from <= head {
+            let to = head.min(from.saturating_add(LOG_RANGE - 1));
             match self.role {
                 Side::Submitter => {
-                    self.scan_requests(from, head, &mut report).await?;
-                    self.scan_games(from, head).await?;
+                    self.scan_requests(from, to).await?;
+                    self.scan_rejections(from, to).await?;
+                    self.scan_games(from, to).await?;
                 }
                 Side::Challenger => {
-                    self.scan_games(from, head).await?;
-                    self.scan_results(from, head, &mut report).await?;
+                    self.scan_games(from, to).await?;
+                    self.scan_results(from, to).await?;
                 }
             }
-            self.store.set_cursor(head + 1)?;
+            self.store.set_cursor(to + 1)?;
+            from = to + 1;
         }
         for (id, game) in self.store.games()? {
-            if game.winner.is_none() {
-                self.play(id, game, &mut report).await?;
+            if game.winner.is_some() {
+                continue;
+            }
+            if self.broken.contains_key(&id) {
+                report.open_games += 1;
+                continue;
+            }
+            match self.play(id, game, &mut report).await {
+                Ok(()) => {}
+                // The bot's own computation failed for this game alone: said once, and the other
+                // games go on.
+                Err(BotError::Party(e)) => {
+                    error!(game = id, "cannot play this game: {e}");
+                    self.broken.insert(id, e.to_string());
+                    report.open_games += 1;
+                }
+                Err(e) => return Err(e),
             }
         }
         self.settle_results(&mut report).await?;
@@ -421,7 +470,22 @@ impl Bot {
                 MoveRecord::new(self.role, "withdraw", None, detail, tx.gas, t),
             );
         }
+        match self.role {
+            Side::Submitter => self.answer_requests(&mut report).await?,
+            Side::Challenger => self.challenge_results(&mut report).await?,
+        }
         Ok(report)
+    }
+
+    /// The account's balance.
+    async fn balance(&self) -> Result<U256, BotError> {
+        Ok(self
+            .client
+            .contract()
+            .provider()
+            .get_balance(self.account)
+            .await
+            .map_err(transport("read balance"))?)
     }
 
     fn model(&self, commitment: &B256) -> Option<Arc<Model>> {
@@ -578,6 +642,20 @@ impl Bot {
                 report.open_games += 1;
                 return Ok(());
             };
+            if self.role == Side::Submitter && !view.defended && !matches!(mv, Move::Timeout) {
+                let balance = self.balance().await?;
+                if balance < self.game_bond {
+                    error!(
+                        game = id,
+                        balance = %balance,
+                        defence_bond = %self.game_bond,
+                        clock_left = view.clock_left(Side::Submitter),
+                        "low funds: cannot post this game's defence bond; fund the account before the clock runs out"
+                    );
+                    report.open_games += 1;
+                    return Ok(());
+                }
+            }
             let name = mv.name();
             let t = Instant::now();
             match self.client.play(id, &mv).await {
@@ -704,13 +782,8 @@ impl Bot {
         Ok(record)
     }
 
-    /// Submitter: answers the new requests for its models.
-    async fn scan_requests(
-        &mut self,
-        from: u64,
-        to: u64,
-        report: &mut TickReport,
-    ) -> Result<(), BotError> {
+    /// Submitter: records the new requests for its models as waiting for an answer.
+    async fn scan_requests(&mut self, from: u64, to: u64) -> Result<(), BotError> {
         let logs = self
             .client
             .contract()
@@ -722,15 +795,68 @@ impl Bot {
             .map_err(read_error("read Requested logs"))?;
         for (event, _) in logs {
             let id = event.request;
-            let Some(model) = self.model(&event.model) else {
+            if self.model(&event.model).is_none() {
                 debug!(request = id, model = %event.model, "not one of our models");
                 continue;
-            };
+            }
             if self.store.request(id)?.is_some() {
                 continue;
             }
             if !self.config.serve.is_empty() && !self.config.serve.contains(&event.requester) {
                 debug!(request = id, requester = %event.requester, "not a requester we serve");
+                continue;
+            }
+            self.store.put_request(id, &RequestRecord::Waiting)?;
+        }
+        Ok(())
+    }
+
+    /// Submitter: a request whose result another submitter lost is open again; it waits for our
+    /// answer. A result of our own that was rejected is an alarm.
+    async fn scan_rejections(&mut self, from: u64, to: u64) -> Result<(), BotError> {
+        let logs = self
+            .client
+            .contract()
+            .ResultRejected_filter()
+            .from_block(from)
+            .to_block(to)
+            .query()
+            .await
+            .map_err(read_error("read ResultRejected logs"))?;
+        for (event, _) in logs {
+            let r = self
+                .client
+                .contract()
+                .result(event.result)
+                .call()
+                .await
+                .map_err(read_error("read result"))?;
+            if r.submitter == self.account {
+                error!(
+                    result = event.result,
+                    request = r.request,
+                    game = event.game,
+                    "our result was rejected"
+                );
+                continue;
+            }
+            if let Some(RequestRecord::Skipped { .. }) = self.store.request(r.request)? {
+                info!(
+                    request = r.request,
+                    result = event.result,
+                    "another submitter's result was rejected: the request waits for our answer"
+                );
+                self.store.put_request(r.request, &RequestRecord::Waiting)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Submitter: answers the waiting requests while its balance stays above the reserve it
+    /// keeps for defending its games.
+    async fn answer_requests(&mut self, report: &mut TickReport) -> Result<(), BotError> {
+        for (id, record) in self.store.requests()? {
+            if record != RequestRecord::Waiting {
                 continue;
             }
             let stored = self
@@ -749,51 +875,48 @@ impl Bot {
                     .await
                     .map_err(read_error("read result"))?
                     .submitter;
-                if submitter == self.account {
+                let record = if submitter == self.account {
                     self.follow_result(stored.result, Verdict::Posted).await?;
                     info!(
                         request = id,
                         result = stored.result,
                         "found our answer posted before the restart"
                     );
-                    self.store.put_request(
-                        id,
-                        &RequestRecord::Answered {
-                            result: stored.result,
-                        },
-                    )?;
+                    RequestRecord::Answered {
+                        result: stored.result,
+                    }
                 } else {
-                    self.store.put_request(
-                        id,
-                        &RequestRecord::Skipped {
-                            reason: format!("answered by {submitter} first"),
-                        },
-                    )?;
-                }
+                    RequestRecord::Skipped {
+                        reason: format!("answered by {submitter} first"),
+                    }
+                };
+                self.store.put_request(id, &record)?;
                 continue;
             }
-            let spec = &model.manifest.input;
-            let input = match Tensor::from_le_bytes(spec.dtype, &spec.shape, &event.data) {
-                Ok(input) => input,
-                Err(e) => {
-                    warn!(request = id, "skipped: the input is not the model's: {e}");
-                    self.store.put_request(
-                        id,
-                        &RequestRecord::Skipped {
-                            reason: format!("input: {e}"),
-                        },
-                    )?;
-                    continue;
-                }
+            let Some(model) = self.model(&stored.model) else {
+                continue;
             };
-            let view = match self.view(id, &model, Some(input)).await? {
+            let view = match self.view(id, &model, None).await? {
                 Ok(view) => view,
                 Err(reason) => {
+                    warn!(request = id, "skipped: {reason}");
                     self.store
                         .put_request(id, &RequestRecord::Skipped { reason })?;
                     continue;
                 }
             };
+            let balance = self.balance().await?;
+            if balance < self.reserve + self.bond {
+                warn!(
+                    request = id,
+                    balance = %balance,
+                    reserve = %self.reserve,
+                    result_bond = %self.bond,
+                    "low funds: the balance is below the defence reserve plus a result bond; \
+                     not taking new requests until the account is funded"
+                );
+                return Ok(());
+            }
             let submitter = Submitter::with_view(view, self.config.fault);
             let t = Instant::now();
             let (tx, result) = self
@@ -816,13 +939,9 @@ impl Bot {
         Ok(())
     }
 
-    /// Challenger: re-executes every new result of its models and challenges those that differ.
-    async fn scan_results(
-        &mut self,
-        from: u64,
-        to: u64,
-        report: &mut TickReport,
-    ) -> Result<(), BotError> {
+    /// Challenger: re-executes every new result of its models and records those that differ, to
+    /// be challenged once the games it already plays have had their moves.
+    async fn scan_results(&mut self, from: u64, to: u64) -> Result<(), BotError> {
         let logs = self
             .client
             .contract()
@@ -850,27 +969,80 @@ impl Bot {
                 }
             };
             let challenger = Challenger::with_view(view, self.config.fault);
-            if !challenger.disputes(event.output.0, event.traceRoot.0) {
-                record.verdict = Verdict::Agrees;
-                self.store.put_result(id, &record)?;
+            record.verdict = if challenger.disputes(event.output.0, event.traceRoot.0) {
+                info!(
+                    result = id,
+                    request = record.request,
+                    "re-executed: differs"
+                );
+                Verdict::Differs
+            } else {
                 info!(result = id, request = record.request, "re-executed: agrees");
+                Verdict::Agrees
+            };
+            self.store.put_result(id, &record)?;
+        }
+        Ok(())
+    }
+
+    /// Challenger: challenges every result found different whose challenge has not landed, until
+    /// it lands or the window closes; a failure (too little balance, a node error, a refusal) is
+    /// said and tried again on the next tick.
+    async fn challenge_results(&mut self, report: &mut TickReport) -> Result<(), BotError> {
+        for (id, mut record) in self.store.results()? {
+            if record.verdict != Verdict::Differs {
                 continue;
             }
-            if record.status != ResultStatus::Pending {
-                warn!(result = id, status = ?record.status, "re-executed: differs, but it is no longer pending");
+            let status = self.client.result_status(id).await?;
+            let now = self.client.now().await?;
+            if status != ResultStatus::Pending || now >= record.deadline {
+                let level_error = status != ResultStatus::Rejected;
+                if level_error {
+                    error!(
+                        result = id,
+                        ?status,
+                        "a result we found wrong is past its window unchallenged by us"
+                    );
+                } else {
+                    info!(
+                        result = id,
+                        "rejected by another game before our challenge landed"
+                    );
+                }
+                record.verdict = Verdict::Missed;
+                record.status = status;
+                self.store.put_result(id, &record)?;
                 continue;
             }
+            let balance = self.balance().await?;
+            if balance < self.bond {
+                error!(
+                    result = id,
+                    balance = %balance,
+                    bond = %self.bond,
+                    deadline = record.deadline,
+                    "low funds: a wrong result cannot be challenged until the account is funded"
+                );
+                continue;
+            }
+            let Some(model) = self.model(&record.model) else {
+                continue;
+            };
+            let view = match self.view(record.request, &model, None).await? {
+                Ok(view) => view,
+                Err(reason) => {
+                    warn!(result = id, "cannot challenge: {reason}");
+                    continue;
+                }
+            };
+            let challenger = Challenger::with_view(view, self.config.fault);
             let t = Instant::now();
             let (tx, game) = match self.client.challenge(id, self.bond).await {
                 Ok(ok) => ok,
-                Err(e) if e.is_rejection() => {
-                    warn!(
-                        result = id,
-                        "re-executed: differs, but the challenge was refused: {e}"
-                    );
+                Err(e) => {
+                    warn!(result = id, "challenge failed, trying again next tick: {e}");
                     continue;
                 }
-                Err(e) => return Err(e.into()),
             };
             report.transactions += 1;
             record.verdict = Verdict::Disputed;
@@ -887,13 +1059,8 @@ impl Bot {
             )?;
             self.strategies
                 .insert(game, Strategy::Challenger(Box::new(challenger)));
-            info!(
-                result = id,
-                game,
-                gas = tx.gas,
-                "re-executed: differs; challenged"
-            );
-            let detail = format!("result {id}: output {} differs", short(&event.output.0));
+            info!(result = id, game, gas = tx.gas, "challenged");
+            let detail = format!("result {id}: output {} differs", short(&record.output.0));
             self.emit(
                 Some(game),
                 Some(id),

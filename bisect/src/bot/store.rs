@@ -84,6 +84,8 @@ impl std::fmt::Display for Identity {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestRecord {
+    /// To be answered, once the games and the funds allow (new work comes after defence).
+    Waiting,
     /// Answered with this result.
     Answered {
         /// The result id.
@@ -104,8 +106,14 @@ pub enum Verdict {
     Posted,
     /// Re-executed and found equal.
     Agrees,
+    /// Re-executed and found different; its challenge has not landed yet (it is tried again on
+    /// every tick until it does or the window closes).
+    Differs,
     /// Re-executed, found different, and challenged.
     Disputed,
+    /// Found different, but its window closed (or another game settled it) before our challenge
+    /// landed.
+    Missed,
     /// Not one of the bot's models, or an input it cannot read.
     Ignored,
 }
@@ -316,6 +324,11 @@ impl Store {
     /// What the bot decided about request `id`.
     pub fn request(&self, id: u64) -> Result<Option<RequestRecord>, StoreError> {
         self.get(REQUESTS, id)
+    }
+
+    /// Every request the bot decided about.
+    pub fn requests(&self) -> Result<Vec<(u64, RequestRecord)>, StoreError> {
+        self.all(REQUESTS)
     }
 
     /// Records what the bot decided about request `id`.
