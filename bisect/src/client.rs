@@ -173,6 +173,9 @@ pub enum ClientError {
     /// An answer that does not fit the contract (an event missing from a receipt, say).
     #[error("{0}")]
     Malformed(String),
+    /// The contracts at an address are not the ones this build knows (a deployment check).
+    #[error("{0}")]
+    Foreign(String),
     /// The bot's database failed while a transaction was written down or settled.
     #[error(transparent)]
     Store(#[from] crate::bot::StoreError),

@@ -2,8 +2,9 @@
 
 use crate::client::{ClientError, TxOutcome};
 use alloy::primitives::{Address, Bytes, B256, U256};
-use alloy::providers::DynProvider;
+use alloy::providers::{DynProvider, Provider};
 use opml_contracts::bindings::{DisputeGame, NodeVm, Registry, Step};
+use opml_contracts::{Contract, ForeignCode};
 use opml_dnn::kernel::KERNEL_BASE;
 use opml_dnn::{Model, OpKind};
 use opml_vm::Hash;
@@ -98,6 +99,66 @@ impl Deployment {
             node_vm: *node_vm.address(),
             registry: *registry.address(),
             game: *game.address(),
+        })
+    }
+
+    /// The deployment behind the game at `game`, checked before anyone locks a bond in it: the
+    /// game, its Step verifier, NodeVm and Registry run this build's compiled code (immutables
+    /// aside), and the Registry holds this build's kernel image for every op kind. A look-alike
+    /// (a game wired to a Step that lets a liar win, a Registry with another kernel) is a
+    /// [`ClientError::Foreign`].
+    pub async fn verify(provider: &DynProvider, game: Address) -> Result<Self, ClientError> {
+        let check = |contract: Contract, address: Address| async move {
+            let code = provider
+                .get_code_at(address)
+                .await
+                .map_err(|e| ClientError::Chain {
+                    what: "read code",
+                    source: Box::new(e.into()),
+                })?;
+            if contract.matches(&code) {
+                Ok(())
+            } else {
+                Err(ClientError::Foreign(
+                    ForeignCode { contract, address }.to_string(),
+                ))
+            }
+        };
+        check(Contract::DisputeGame, game).await?;
+        let g = DisputeGame::new(game, provider.clone());
+        let read = |what: &'static str| move |e| ClientError::from_call(what, e);
+        let step = g
+            .stepVerifier()
+            .call()
+            .await
+            .map_err(read("read stepVerifier"))?;
+        let node_vm = g.nodeVm().call().await.map_err(read("read nodeVm"))?;
+        let registry = g.registry().call().await.map_err(read("read registry"))?;
+        check(Contract::Step, step).await?;
+        check(Contract::NodeVm, node_vm).await?;
+        check(Contract::Registry, registry).await?;
+        let r = Registry::new(registry, provider.clone());
+        for kind in OpKind::ALL {
+            let image = r
+                .kernel(kind as u8)
+                .call()
+                .await
+                .map_err(read("read kernel image"))?;
+            if image.memRoot != B256::from(kind.kernel_root()) || image.entry != KERNEL_BASE {
+                return Err(ClientError::Foreign(format!(
+                    "the Registry at {registry} holds kernel image {} (entry {:#x}) for {kind:?}, \
+                     not this build's {}",
+                    image.memRoot,
+                    image.entry,
+                    B256::from(kind.kernel_root())
+                )));
+            }
+        }
+        Ok(Self {
+            step,
+            node_vm,
+            registry,
+            game,
         })
     }
 

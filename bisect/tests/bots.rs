@@ -483,3 +483,68 @@ async fn an_honest_submitter_answers_again_a_request_whose_result_was_rejected()
     assert_eq!(posted.submitter, dev_signer(1).address());
     let _ = std::fs::remove_dir_all(&setup.dir);
 }
+
+#[tokio::test]
+async fn a_bot_refuses_a_look_alike_deployment() {
+    use alloy::primitives::B256;
+    use opml_contracts::bindings::{DisputeGame, Registry};
+    use opml_dnn::{kernel::KERNEL_BASE, OpKind};
+    let setup = Setup::new("lookalike").await;
+    let provider = setup.chain.provider(dev_signer(0));
+    let d = setup.deployment;
+    let p = setup.params;
+    let game = |registry, step| {
+        DisputeGame::deploy(
+            provider.clone(),
+            registry,
+            step,
+            d.node_vm,
+            p.result_bond,
+            p.challenge_bond,
+            p.challenge_window,
+            p.clock,
+            p.arity,
+        )
+    };
+    // A game whose Step verifier is other code (here NodeVm's: any contract a liar wrote).
+    let rigged_step = *game(d.registry, d.node_vm).await.unwrap().address();
+    // A Registry that holds another kernel image for the first op kind.
+    let kinds: Vec<u8> = OpKind::ALL.iter().map(|k| *k as u8).collect();
+    let mut roots: Vec<B256> = OpKind::ALL
+        .iter()
+        .map(|k| B256::from(k.kernel_root()))
+        .collect();
+    roots[0] = B256::repeat_byte(7);
+    let registry = Registry::deploy(
+        provider.clone(),
+        kinds.clone(),
+        roots,
+        vec![KERNEL_BASE; kinds.len()],
+    )
+    .await
+    .unwrap();
+    let rigged_kernel = *game(*registry.address(), d.step).await.unwrap().address();
+    let cases = [
+        ("another Step", rigged_step, "Step"),
+        ("another kernel", rigged_kernel, "kernel image"),
+        ("not a game", d.step, "DisputeGame"),
+    ];
+    for (case, address, says) in cases {
+        let mut config = setup.config(2, &format!("{}.redb", says.replace(' ', "-")), Fault::None);
+        config.game = address;
+        let err = Bot::start(
+            Side::Challenger,
+            config,
+            setup.chain.provider(dev_signer(2)),
+        )
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("{case}: started"));
+        assert!(
+            matches!(&err, BotError::Config(m) if m.contains(says)),
+            "{case}: {err}"
+        );
+    }
+    assert_eq!(Deployment::verify(&provider, d.game).await.unwrap(), d);
+    let _ = std::fs::remove_dir_all(&setup.dir);
+}

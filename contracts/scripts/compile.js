@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Compiles contracts/src/*.sol with the pinned solc-js (package.json) and the pinned settings below
-// into contracts/out/<Contract>.json (ABI, bytecode, deployed bytecode). With --check it compiles in
-// memory and exits 1, naming each contract whose committed artifact is stale, missing or extra.
+// into contracts/out/<Contract>.json (ABI, bytecode, deployed bytecode and where its immutables
+// go). With --check it compiles in memory and exits 1, naming each contract whose committed
+// artifact is stale, missing or extra.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -18,7 +19,9 @@ const settings = {
   evmVersion: 'cancun',
   viaIR: false,
   metadata: { bytecodeHash: 'none', appendCBOR: false },
-  outputSelection: { '*': { '*': ['abi', 'evm.bytecode.object', 'evm.deployedBytecode.object'] } },
+  outputSelection: {
+    '*': { '*': ['abi', 'evm.bytecode.object', 'evm.deployedBytecode.object', 'evm.deployedBytecode.immutableReferences'] },
+  },
 };
 
 const sources = {};
@@ -41,6 +44,8 @@ for (const [sourceName, contracts] of Object.entries(output.contracts)) {
       abi: c.abi,
       bytecode: `0x${c.evm.bytecode.object}`,
       deployedBytecode: `0x${c.evm.deployedBytecode.object}`,
+      // Where the constructor writes immutables into the deployed code (bots compare the rest).
+      immutableReferences: c.evm.deployedBytecode.immutableReferences || {},
     };
     artifacts[`${name}.json`] = `${JSON.stringify(artifact, null, 2)}\n`;
   }

@@ -6,8 +6,10 @@
 //! `sol!`; [`chain`] is an in-process revm chain that code reaches through an ordinary alloy
 //! provider, exactly as it would reach a JSON-RPC node.
 
+pub mod artifact;
 pub mod bindings;
 pub mod chain;
 pub mod step;
 
+pub use artifact::{Contract, ForeignCode};
 pub use chain::{dev_signer, ChainConfig, EmbeddedChain, DEV_MNEMONIC};

@@ -239,6 +239,17 @@ impl Bot {
             .get_chain_id()
             .await
             .map_err(transport("read chain id"))?;
+        // Before anything else: a look-alike deployment (another Step verifier, say) could make an
+        // honest bot lose every game it plays.
+        match crate::Deployment::verify(&provider, config.game).await {
+            Err(ClientError::Foreign(reason)) => {
+                return Err(BotError::Config(format!(
+                    "refusing the game at {}: {reason}",
+                    config.game
+                )))
+            }
+            other => other?,
+        };
         let probe = GameClient::new(config.game, provider.clone()).await?;
         if let Some(arity) = config.arity {
             if arity != probe.arity() {
