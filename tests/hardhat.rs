@@ -73,6 +73,8 @@ fn the_main_job_on_a_real_node() {
         .map(|r| r["status"].as_str().unwrap())
         .collect();
     assert_eq!(status, ["final", "rejected"]);
-    assert_eq!(report["credits"]["Challenger"], "1500000000000000000");
+    // The game's two bonds (0.5 ether each) to the challenger; the faulty result's bond burnt.
+    assert_eq!(report["credits"]["Challenger"], "1000000000000000000");
+    assert_eq!(report["burnt"], "1000000000000000000");
     assert_eq!(report["final_balance"], "0");
 }

@@ -270,9 +270,14 @@ impl Bot {
                 .map_err(read_error("read bond"))?,
             Side::Challenger => game_bond,
         };
-        // A submitter also locks the game bond with its first move in each game it defends.
-        for (what, wei) in [("result", bond), ("game", game_bond)] {
-            if wei > config.bond && (role == Side::Submitter || what == "game") {
+        // A submitter locks the result bond with each result, and the game bond with its first
+        // move in each game it defends; a challenger the game bond with each challenge.
+        let locks = match role {
+            Side::Submitter => vec![("result", bond), ("game", game_bond)],
+            Side::Challenger => vec![("game", game_bond)],
+        };
+        for (what, wei) in locks {
+            if wei > config.bond {
                 return Err(BotError::Config(format!(
                     "the contract's {what} bond is {wei} wei, more than the config's `bond` of {} wei",
                     config.bond
