@@ -112,7 +112,7 @@ fn prediction(t: &Tensor) -> i32 {
 
 pub(crate) fn demo(args: DemoArgs) -> Result<ExitCode> {
     if !args.fault.is_submitters() {
-        bail!("--fault {}: the demo's faulty party is a submitter (node=K, output, step=K:N, trace=K, steps=K:+D or boundary=K)", args.fault);
+        bail!("--fault {}: the demo's faulty party is a submitter (node=K, output, step=K:N, trace=K, header=K, steps=K:+D or boundary=K)", args.fault);
     }
     if args.requests == 0 {
         bail!("--requests must be at least 1");

@@ -31,7 +31,8 @@ pub(crate) struct SimulateArgs {
     input: PathBuf,
     /// Who lies and how: node=K (the submitter flips a value of node K's output), output (a wrong
     /// output with a true trace), step=K:N (node K corrupted, phase-1 claims false from VM step
-    /// N), trace=K (true output, wrong trace leaf K), steps=K:+D (node K corrupted, claims T+D VM
+    /// N), trace=K (true output, wrong trace leaf K), header=K (node K's true bytes declared as
+    /// another dtype or shape), steps=K:+D (node K corrupted, claims T+D VM
     /// steps), boundary=K (node K corrupted, opened with the true VM final state), challenger[=K]
     /// (an honest result disputed by a challenger wrong about node K), challenger-random[=SEED],
     /// challenger-stall[=N], or none.

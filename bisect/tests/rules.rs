@@ -4,9 +4,10 @@
 
 mod support;
 
-use alloy::primitives::U256;
+use alloy::primitives::{B256, U256};
 use alloy::providers::Provider;
 use opml_bisect::{advance_time, Challenger, Fault, Move, ResultStatus, Side, Submitter};
+use opml_contracts::bindings::DisputeGame::DisputeGameErrors;
 use opml_contracts::dev_signer;
 use support::{play_until, refused, table};
 
@@ -146,10 +147,28 @@ async fn every_move_checks_mover_turn_segment_claims_and_clock() {
             .await,
         "NotYourTurn",
     );
+    // The defender's first move carries its bond (the challenge bond), and no other move does.
+    let raw = |value: U256| {
+        let c = t.submitter.contract();
+        let claims: Vec<B256> = claims.iter().map(|h| B256::from(*h)).collect();
+        async move { c.postClaims(game, claims).value(value).call().await }
+    };
+    let bond = t.params.challenge_bond;
+    for value in [U256::ZERO, bond - U256::from(1), bond * U256::from(2)] {
+        let err = raw(value).await.unwrap_err();
+        assert!(
+            matches!(
+                err.as_decoded_interface_error::<DisputeGameErrors>(),
+                Some(DisputeGameErrors::WrongBond(_))
+            ),
+            "{value}: {err}"
+        );
+    }
     t.submitter
         .play(game, &Move::Claims(claims.clone()))
         .await
         .unwrap();
+    assert!(t.submitter.view(game).await.unwrap().defended);
     refused(
         t.submitter.play(game, &Move::Claims(claims.clone())).await,
         "NotYourTurn",
@@ -213,7 +232,8 @@ async fn every_move_checks_mover_turn_segment_claims_and_clock() {
         }),
         ("NotExitedCleanly", |o| o.final_claim.state[168] = 0),
         ("BadAccumulator", |o| o.final_claim.accumulator[40] ^= 1),
-        ("OutputMismatch", |o| o.final_claim.header[7] ^= 1),
+        // The output header is part of the node leaf: another one is another node.
+        ("BadNodeProof", |o| o.final_claim.header[7] ^= 1),
         ("BadStepCount", |o| o.final_claim.state[160..168].fill(0)),
     ];
     for (error, change) in tamper {
@@ -272,24 +292,28 @@ async fn several_challengers_each_play_their_own_game() {
     let result = t.post(&liar).await;
     let first = t.challenge(0, result).await;
     let second = t.challenge(1, result).await;
-    let mut honest = Challenger::new(t.model.clone(), t.input.clone(), Fault::None).unwrap();
-    let view = play_until(&t, second, &t.challengers[1], &mut liar, &mut honest, |v| {
-        v.phase == 2 && v.hi - v.lo == 1
-    })
-    .await;
-    assert!(view.defended, "the defender's first move carried its bond");
-    // The liar cannot open the last node on a wrong output; it stalls and loses on time.
-    let Some(mv) = liar.next_move(&view).unwrap() else {
-        panic!()
-    };
-    refused(t.submitter.play(second, &mv).await, "OutputMismatch");
+    // Both games reach the last node, which the liar cannot open on a wrong output.
+    let mut views = Vec::new();
+    for (game, i) in [(second, 1), (first, 0)] {
+        let mut honest = Challenger::new(t.model.clone(), t.input.clone(), Fault::None).unwrap();
+        let view = play_until(&t, game, &t.challengers[i], &mut liar, &mut honest, |v| {
+            v.phase == 2 && v.hi - v.lo == 1
+        })
+        .await;
+        assert!(view.defended, "the defender's first move carried its bond");
+        let Some(mv) = liar.next_move(&view).unwrap() else {
+            panic!()
+        };
+        refused(t.submitter.play(game, &mv).await, "OutputMismatch");
+        views.push(view);
+    }
     refused(t.submitter.finalize(result).await, "WindowOpen");
-    advance_time(
-        t.requester.contract().provider(),
-        view.clock_left(Side::Submitter),
-    )
-    .await
-    .unwrap();
+    // It stalls in both and loses both on time; the first game lost rejects the result and burns
+    // its bond, the other goes on to its own end.
+    let left = views.iter().map(|v| v.clock_left(Side::Submitter)).max();
+    advance_time(t.requester.contract().provider(), left.unwrap())
+        .await
+        .unwrap();
     t.challengers[1].play(second, &Move::Timeout).await.unwrap();
     let c = t.submitter.contract();
     assert_eq!(
@@ -302,18 +326,10 @@ async fn several_challengers_each_play_their_own_game() {
     assert_eq!(credit(3).await, p.challenge_bond * U256::from(2));
     assert_eq!(c.burnt().call().await.unwrap(), p.result_bond);
     t.balanced().await;
-    // The other game goes on: the liar answers it (with its bond) and then has nothing to show.
-    let mut honest = Challenger::new(t.model.clone(), t.input.clone(), Fault::None).unwrap();
-    let view = play_until(&t, first, &t.challengers[0], &mut liar, &mut honest, |v| {
-        v.phase == 2 && v.hi - v.lo == 1
-    })
-    .await;
-    advance_time(c.provider(), view.clock_left(Side::Submitter))
-        .await
-        .unwrap();
     t.challengers[0].play(first, &Move::Timeout).await.unwrap();
     assert_eq!(credit(2).await, p.challenge_bond * U256::from(2));
     assert_eq!(credit(1).await, U256::ZERO);
+    assert_eq!(c.burnt().call().await.unwrap(), p.result_bond);
     t.balanced().await;
     // The request is open again, for an honest answer.
     let honest_submitter = Submitter::new(t.model.clone(), t.input.clone(), Fault::None).unwrap();
