@@ -325,6 +325,18 @@ impl Setup {
             .await
             .unwrap()
     }
+
+    /// The live result of `request` (0 for none).
+    async fn live_result(&self, request: u64) -> u64 {
+        self.client()
+            .await
+            .contract()
+            .request(request)
+            .call()
+            .await
+            .unwrap()
+            .result
+    }
 }
 
 /// Ticks every bot in turn until `done` holds (at most 400 rounds).
@@ -406,18 +418,14 @@ async fn a_submitter_keeps_its_reserve_for_defence_and_answers_once_funds_allow(
     let client = setup.client().await;
     let first = setup.request().await;
     let second = setup.request().await;
-    let stored = |id| {
-        let c = &client;
-        async move { c.contract().request(id).call().await.unwrap().result }
-    };
     // It answers the first request, not the second (that would spend its reserve), and the
     // griefer's game on its result starts.
     tick_until(&mut [&mut submitter, &mut griefer], || async {
         client.contract().gameCount().call().await.unwrap() == 1
     })
     .await;
-    assert_ne!(stored(first).await, 0);
-    assert_eq!(stored(second).await, 0);
+    assert_ne!(setup.live_result(first).await, 0);
+    assert_eq!(setup.live_result(second).await, 0);
     assert_eq!(
         submitter.store().request(second).unwrap(),
         Some(opml_bisect::bot::RequestRecord::Waiting)
@@ -432,11 +440,11 @@ async fn a_submitter_keeps_its_reserve_for_defence_and_answers_once_funds_allow(
     for _ in 0..3 {
         submitter.tick().await.unwrap();
     }
-    assert_eq!(stored(second).await, 0);
+    assert_eq!(setup.live_result(second).await, 0);
     // Funded, it answers the second request.
     setup.fund(address, p.result_bond).await;
     tick_until(&mut [&mut submitter, &mut griefer], || async {
-        stored(second).await != 0
+        setup.live_result(second).await != 0
     })
     .await;
     let _ = std::fs::remove_dir_all(&setup.dir);
@@ -458,13 +466,7 @@ async fn an_honest_submitter_answers_again_a_request_whose_result_was_rejected()
     let request = setup.request().await;
     let client = setup.client().await;
     tick_until(&mut [&mut liar, &mut honest, &mut challenger], || async {
-        let live = client
-            .contract()
-            .request(request)
-            .call()
-            .await
-            .unwrap()
-            .result;
+        let live = setup.live_result(request).await;
         live != 0 && live != 1
     })
     .await;
@@ -472,13 +474,7 @@ async fn an_honest_submitter_answers_again_a_request_whose_result_was_rejected()
         client.result_status(1).await.unwrap(),
         ResultStatus::Rejected
     );
-    let live = client
-        .contract()
-        .request(request)
-        .call()
-        .await
-        .unwrap()
-        .result;
+    let live = setup.live_result(request).await;
     let posted = client.contract().result(live).call().await.unwrap();
     assert_eq!(posted.submitter, dev_signer(1).address());
     let _ = std::fs::remove_dir_all(&setup.dir);
