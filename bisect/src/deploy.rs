@@ -38,6 +38,14 @@ impl Default for GameParams {
     }
 }
 
+/// Every op kind's kernel image as this build makes it: (kind code, memory root of the image).
+pub fn kernel_images() -> Vec<(u8, B256)> {
+    OpKind::ALL
+        .iter()
+        .map(|k| (*k as u8, B256::from(k.kernel_root())))
+        .collect()
+}
+
 /// Where the contracts of one deployment live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Deployment {
@@ -68,22 +76,10 @@ impl Deployment {
         let node_vm = NodeVm::deploy(provider.clone())
             .await
             .map_err(deploy_error("deploy NodeVm"))?;
-        let kinds: Vec<u8> = OpKind::ALL.iter().map(|k| *k as u8).collect();
-        let roots: Vec<B256> = OpKind::ALL
-            .iter()
-            .map(|k| B256::from(k.kernel_root()))
-            .collect();
-        let registry = Registry::deploy(
-            provider.clone(),
-            kinds.clone(),
-            roots,
-            vec![KERNEL_BASE; kinds.len()],
-        )
-        .await
-        .map_err(deploy_error("deploy Registry"))?;
+        let registry = Self::deploy_registry(provider, &kernel_images()).await?;
         let game = DisputeGame::deploy(
             provider.clone(),
-            *registry.address(),
+            registry,
             *step.address(),
             *node_vm.address(),
             params.result_bond,
@@ -97,9 +93,26 @@ impl Deployment {
         Ok(Self {
             step: *step.address(),
             node_vm: *node_vm.address(),
-            registry: *registry.address(),
+            registry,
             game: *game.address(),
         })
+    }
+
+    /// Deploys a Registry holding `images` (op kind code, kernel memory root; entry
+    /// `KERNEL_BASE`), from `provider`'s signer.
+    pub async fn deploy_registry(
+        provider: &DynProvider,
+        images: &[(u8, B256)],
+    ) -> Result<Address, ClientError> {
+        let registry = Registry::deploy(
+            provider.clone(),
+            images.iter().map(|i| i.0).collect(),
+            images.iter().map(|i| i.1).collect(),
+            vec![KERNEL_BASE; images.len()],
+        )
+        .await
+        .map_err(deploy_error("deploy Registry"))?;
+        Ok(*registry.address())
     }
 
     /// The deployment behind the game at `game`, checked before anyone locks a bond in it: the
@@ -138,19 +151,17 @@ impl Deployment {
         check(Contract::NodeVm, node_vm).await?;
         check(Contract::Registry, registry).await?;
         let r = Registry::new(registry, provider.clone());
-        for kind in OpKind::ALL {
+        for (kind, root) in kernel_images() {
             let image = r
-                .kernel(kind as u8)
+                .kernel(kind)
                 .call()
                 .await
                 .map_err(read("read kernel image"))?;
-            if image.memRoot != B256::from(kind.kernel_root()) || image.entry != KERNEL_BASE {
+            if image.memRoot != root || image.entry != KERNEL_BASE {
                 return Err(ClientError::Foreign(format!(
-                    "the Registry at {registry} holds kernel image {} (entry {:#x}) for {kind:?}, \
-                     not this build's {}",
-                    image.memRoot,
-                    image.entry,
-                    B256::from(kind.kernel_root())
+                    "the Registry at {registry} holds kernel image {} (entry {:#x}) for op kind \
+                     {kind}, not this build's {root}",
+                    image.memRoot, image.entry
                 )));
             }
         }

@@ -483,8 +483,7 @@ async fn an_honest_submitter_answers_again_a_request_whose_result_was_rejected()
 #[tokio::test]
 async fn a_bot_refuses_a_look_alike_deployment() {
     use alloy::primitives::B256;
-    use opml_contracts::bindings::{DisputeGame, Registry};
-    use opml_dnn::{kernel::KERNEL_BASE, OpKind};
+    use opml_contracts::bindings::DisputeGame;
     let setup = Setup::new("lookalike").await;
     let provider = setup.chain.provider(dev_signer(0));
     let d = setup.deployment;
@@ -505,21 +504,12 @@ async fn a_bot_refuses_a_look_alike_deployment() {
     // A game whose Step verifier is other code (here NodeVm's: any contract a liar wrote).
     let rigged_step = *game(d.registry, d.node_vm).await.unwrap().address();
     // A Registry that holds another kernel image for the first op kind.
-    let kinds: Vec<u8> = OpKind::ALL.iter().map(|k| *k as u8).collect();
-    let mut roots: Vec<B256> = OpKind::ALL
-        .iter()
-        .map(|k| B256::from(k.kernel_root()))
-        .collect();
-    roots[0] = B256::repeat_byte(7);
-    let registry = Registry::deploy(
-        provider.clone(),
-        kinds.clone(),
-        roots,
-        vec![KERNEL_BASE; kinds.len()],
-    )
-    .await
-    .unwrap();
-    let rigged_kernel = *game(*registry.address(), d.step).await.unwrap().address();
+    let mut images = opml_bisect::deploy::kernel_images();
+    images[0].1 = B256::repeat_byte(7);
+    let registry = Deployment::deploy_registry(&provider, &images)
+        .await
+        .unwrap();
+    let rigged_kernel = *game(registry, d.step).await.unwrap().address();
     let cases = [
         ("another Step", rigged_step, "Step"),
         ("another kernel", rigged_kernel, "kernel image"),
