@@ -220,6 +220,7 @@ async fn run(args: &DemoArgs, model: Arc<Model>, data: &Dataset) -> Result<DemoR
             db: dir.join(format!("{name}.redb")),
             serve: serve.map(|c| dev_signer(c).address()).into_iter().collect(),
             from_block: 0,
+            max_node_steps: opml_bisect::MAX_NODE_STEPS,
             fault,
         };
         let events = events.clone();
@@ -367,7 +368,7 @@ async fn run(args: &DemoArgs, model: Arc<Model>, data: &Dataset) -> Result<DemoR
                     .contract()
                     .ResultPosted_filter()
                     .topic2(U256::from(*request))
-                    .from_block(0)
+                    .from_block(requester.deployment_block())
                     .query()
                     .await?;
                 match posted.last() {
@@ -432,7 +433,7 @@ async fn run(args: &DemoArgs, model: Arc<Model>, data: &Dataset) -> Result<DemoR
             .contract()
             .ResultPosted_filter()
             .topic2(U256::from(request))
-            .from_block(0)
+            .from_block(requester.deployment_block())
             .query()
             .await?;
         let Some((event, _)) = posted.last() else {

@@ -234,6 +234,7 @@ pub struct GameClient {
     contract: DisputeGameInstance<DynProvider>,
     arity: u64,
     challenge_bond: U256,
+    deployment_block: u64,
     outbox: Option<Arc<Outbox>>,
 }
 
@@ -246,7 +247,7 @@ fn b256s(hashes: &[Hash]) -> Vec<B256> {
 }
 
 impl GameClient {
-    /// The game contract at `address`; reads its arity and challenge bond.
+    /// The game contract at `address`; reads its arity, challenge bond and deployment block.
     pub async fn new(address: Address, provider: DynProvider) -> Result<Self, ClientError> {
         let contract = DisputeGame::new(address, provider);
         let arity = contract
@@ -259,10 +260,16 @@ impl GameClient {
             .call()
             .await
             .map_err(|e| ClientError::from_call("challenge bond", e))?;
+        let deployment_block = contract
+            .deploymentBlock()
+            .call()
+            .await
+            .map_err(|e| ClientError::from_call("deployment block", e))?;
         Ok(Self {
             contract,
             arity,
             challenge_bond,
+            deployment_block,
             outbox: None,
         })
     }
@@ -282,6 +289,11 @@ impl GameClient {
     /// The contract's arity.
     pub fn arity(&self) -> u64 {
         self.arity
+    }
+
+    /// The block the contract was deployed in: where log queries start.
+    pub fn deployment_block(&self) -> u64 {
+        self.deployment_block
     }
 
     /// The bond of each side of a game: the challenger's with `challenge`, the defender's with
@@ -496,14 +508,18 @@ impl GameClient {
         if g.challenger == Address::ZERO {
             return Err(ClientError::Malformed(format!("there is no game {id}")));
         }
-        let pending_claims = if g.claims == B256::ZERO {
+        let pending_claims = if g.claims == B256::ZERO || g.phase == 0 {
             None
         } else {
+            // The game records the block of its last claims: one block to query, never a range
+            // that a provider would refuse.
+            let block = u64::from(g.claimsBlock);
             let logs = self
                 .contract
                 .ClaimsPosted_filter()
                 .topic1(U256::from(id))
-                .from_block(0)
+                .from_block(block)
+                .to_block(block)
                 .query()
                 .await
                 .map_err(|e| ClientError::from_call("read claims", e))?;

@@ -47,6 +47,9 @@ contract DisputeGame {
         address requester;
         /// The live (pending or final) result, 0 when none.
         uint64 result;
+        /// The block of its `Requested` log, which carries the input data: a reader queries that
+        /// one block instead of the whole chain (providers cap log ranges).
+        uint32 blockNumber;
     }
 
     struct ResultInfo {
@@ -79,6 +82,8 @@ contract DisputeGame {
         uint64 hi;
         /// When the last move was made (starts the mover's clock).
         uint64 lastMove;
+        /// The block of the last `ClaimsPosted` log (the claims behind `claims`).
+        uint32 claimsBlock;
         /// Seconds left on each party's clock.
         uint64 submitterClock;
         uint64 challengerClock;
@@ -196,6 +201,8 @@ contract DisputeGame {
     uint64 public immutable arity;
     /// Root of the empty trace tree: the state before node 0.
     bytes32 public immutable emptyTraceRoot;
+    /// The block of deployment: where readers of the logs start.
+    uint64 public immutable deploymentBlock;
 
     /// Wei held for pending results and open games.
     uint256 public locked;
@@ -236,6 +243,7 @@ contract DisputeGame {
             z = keccak256(abi.encodePacked(z, z));
         }
         emptyTraceRoot = z;
+        deploymentBlock = uint64(block.number);
     }
 
     function request(uint64 id) external view returns (RequestInfo memory) {
@@ -266,7 +274,7 @@ contract DisputeGame {
         if (data.length != declared) revert BadInputLength(data.length, declared);
         bytes32 input = keccak256(abi.encodePacked(inputHeader, DataRoot.ofBytes(data)));
         id = ++requestCount;
-        _requests[id] = RequestInfo(model, input, msg.sender, 0);
+        _requests[id] = RequestInfo(model, input, msg.sender, 0, uint32(block.number));
         emit Requested(id, model, msg.sender, input, data);
     }
 
@@ -342,6 +350,7 @@ contract DisputeGame {
         uint256 m = _parts(g);
         if (claims.length != m - 1) revert BadClaimCount(claims.length, m - 1);
         g.claims = keccak256(abi.encodePacked(claims));
+        g.claimsBlock = uint32(block.number);
         g.turn = Party.Challenger;
         emit ClaimsPosted(gameId, g.phase, g.lo, g.hi, claims);
     }
