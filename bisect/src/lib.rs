@@ -23,7 +23,7 @@ pub use client::{advance_time, ClientError, GameClient, GameView, ResultStatus, 
 pub use deploy::{Deployment, GameParams};
 pub use fault::Fault;
 pub use graph_phase::{GraphPhase, NodeEvidence};
-pub use party::{Challenger, Move, NodeOpening, PartyError, Submitter};
+pub use party::{Challenger, Move, NodeOpening, PartyError, Submitter, MAX_NODE_STEPS};
 pub use phase::{Phase, PhaseError};
 pub use simulate::{
     play_game, simulate, Accounts, MoveRecord, PlayedGame, SimulateError, SimulateOptions,

@@ -14,7 +14,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::sync::Arc;
 
-/// Most VM steps a node's kernel may take.
+/// Most VM steps a node's kernel may take (a party's default budget for recording one node's run).
 pub const MAX_NODE_STEPS: u64 = 1 << 32;
 
 /// One move of a game.
@@ -97,6 +97,7 @@ pub struct Submitter {
     view: GraphPhase,
     fault: Fault,
     steps: Option<(u32, StepClaims)>,
+    max_node_steps: u64,
     stalled: bool,
 }
 
@@ -122,8 +123,16 @@ impl Submitter {
             view,
             fault,
             steps: None,
+            max_node_steps: MAX_NODE_STEPS,
             stalled: false,
         }
+    }
+
+    /// The same submitter, recording at most `steps` VM steps of a disputed node (a run that needs
+    /// more is a [`PhaseError::Kernel`] of that game).
+    pub fn with_max_node_steps(mut self, steps: u64) -> Self {
+        self.max_node_steps = steps;
+        self
     }
 
     /// The output commitment it posts.
@@ -198,7 +207,7 @@ impl Submitter {
     /// the lie its fault scripts.
     fn step_claims(&mut self, node: usize) -> Result<&mut StepClaims, PartyError> {
         if self.steps.as_ref().map(|s| s.0) != Some(node as u32) {
-            let honest = self.view.step_phase(node, MAX_NODE_STEPS)?;
+            let honest = self.view.step_phase(node, self.max_node_steps)?;
             let claimed = &self.view.outputs()[node];
             let inputs = self
                 .view
@@ -239,6 +248,7 @@ pub struct Challenger {
     view: GraphPhase,
     fault: Fault,
     steps: Option<(u32, StepPhase)>,
+    max_node_steps: u64,
     moves: u32,
     rng: StdRng,
     stalled: bool,
@@ -268,10 +278,18 @@ impl Challenger {
             view,
             fault,
             steps: None,
+            max_node_steps: MAX_NODE_STEPS,
             moves: 0,
             rng: StdRng::seed_from_u64(seed),
             stalled: false,
         }
+    }
+
+    /// The same challenger, recording at most `steps` VM steps of a disputed node (a run that
+    /// needs more is a [`PhaseError::Kernel`] of that game).
+    pub fn with_max_node_steps(mut self, steps: u64) -> Self {
+        self.max_node_steps = steps;
+        self
     }
 
     /// Its view of the run.
@@ -329,7 +347,10 @@ impl Challenger {
 
     fn step_phase(&mut self, node: usize) -> Result<&mut StepPhase, PartyError> {
         if self.steps.as_ref().map(|s| s.0) != Some(node as u32) {
-            self.steps = Some((node as u32, self.view.step_phase(node, MAX_NODE_STEPS)?));
+            self.steps = Some((
+                node as u32,
+                self.view.step_phase(node, self.max_node_steps)?,
+            ));
         }
         Ok(&mut self.steps.as_mut().expect("just set").1)
     }

@@ -6,7 +6,9 @@
 //! and liveness (issue 14, attack 4): a challenger too poor to pay the bond keeps the wrong result
 //! and challenges it once funded; a submitter keeps its reserve for defence (answers no request
 //! below it, defends its game with it) and answers once funded; an honest submitter answers again
-//! a request whose result (another submitter's) was rejected.
+//! a request whose result (another submitter's) was rejected. A game the bot cannot compute (its
+//! disputed node needs more VM steps than the bot records) is reported and leaves its other games
+//! running.
 
 use alloy::primitives::U256;
 use opml_bisect::bot::{BotEvent, Endpoint};
@@ -65,6 +67,7 @@ impl Setup {
             db: self.dir.join(db),
             serve: Vec::new(),
             from_block: 0,
+            max_node_steps: opml_bisect::MAX_NODE_STEPS,
             fault,
         }
     }
@@ -477,6 +480,72 @@ async fn an_honest_submitter_answers_again_a_request_whose_result_was_rejected()
     let live = setup.live_result(request).await;
     let posted = client.contract().result(live).call().await.unwrap();
     assert_eq!(posted.submitter, dev_signer(1).address());
+    let _ = std::fs::remove_dir_all(&setup.dir);
+}
+
+#[tokio::test]
+async fn a_game_the_bot_cannot_compute_leaves_its_other_games_running() {
+    let setup = Setup::new("isolation").await;
+    // Two liars on two requests: one lies about the second conv (millions of VM steps), the other
+    // about the last linear layer (thousands).
+    let (mut big, _) = setup
+        .bot(Side::Submitter, 3, "big.redb", "node=2".parse().unwrap())
+        .await;
+    let (mut small, _) = setup
+        .bot(Side::Submitter, 4, "small.redb", "node=6".parse().unwrap())
+        .await;
+    let mut config = setup.config(2, "challenger.redb", Fault::None);
+    config.max_node_steps = 100_000;
+    let mut challenger = Bot::start(
+        Side::Challenger,
+        config,
+        setup.chain.provider(dev_signer(2)),
+    )
+    .await
+    .unwrap();
+    let client = setup.client().await;
+    let first = setup.request().await;
+    big.tick().await.unwrap();
+    let second = setup.request().await;
+    small.tick().await.unwrap();
+    let (big_result, small_result) = (
+        setup.live_result(first).await,
+        setup.live_result(second).await,
+    );
+    assert!(big_result != 0 && small_result != 0);
+    // The challenger disputes both; the conv's run is over its budget, so that game is broken
+    // (said once) while the other is played to the end and won.
+    tick_until(&mut [&mut big, &mut small, &mut challenger], || async {
+        client.result_status(small_result).await.unwrap() == ResultStatus::Rejected
+    })
+    .await;
+    let games: Vec<_> = challenger.store().games().unwrap();
+    assert_eq!(games.len(), 2, "{games:?}");
+    let (broken_game, _) = games.iter().find(|(_, g)| g.result == big_result).unwrap();
+    let (won_game, _) = games
+        .iter()
+        .find(|(_, g)| g.result == small_result)
+        .unwrap();
+    assert_eq!(
+        client.view(*won_game).await.unwrap().winner,
+        Some(Side::Challenger)
+    );
+    let broken = challenger.broken_games();
+    assert_eq!(
+        broken.keys().collect::<Vec<_>>(),
+        [broken_game],
+        "{broken:?}"
+    );
+    assert!(
+        broken[broken_game].contains("node 2"),
+        "{}",
+        broken[broken_game]
+    );
+    // The broken game is still open (the liar's clock or the challenger's runs), and the bot's
+    // ticks go on without error.
+    assert!(!client.view(*broken_game).await.unwrap().is_over());
+    let report = challenger.tick().await.unwrap();
+    assert_eq!(report.open_games, 1);
     let _ = std::fs::remove_dir_all(&setup.dir);
 }
 

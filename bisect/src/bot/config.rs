@@ -1,6 +1,6 @@
 //! A bot's TOML configuration file.
 
-use crate::Fault;
+use crate::{Fault, MAX_NODE_STEPS};
 use alloy::primitives::utils::{parse_units, ParseUnits};
 use alloy::primitives::{Address, U256};
 use alloy::signers::local::PrivateKeySigner;
@@ -67,6 +67,7 @@ struct RawConfig {
     serve: Vec<Address>,
     #[serde(default)]
     from_block: u64,
+    max_node_steps: Option<u64>,
     fault: Option<String>,
 }
 
@@ -103,8 +104,11 @@ pub struct BotConfig {
     pub db: PathBuf,
     /// Submitter: the requesters it answers (all when empty).
     pub serve: Vec<Address>,
-    /// First block to scan for requests and results.
+    /// First block to scan for requests and results (the game's deployment block when earlier).
     pub from_block: u64,
+    /// The most VM steps it records of one disputed node (time and memory): a game whose node
+    /// needs more is reported and left, the others go on. Default [`MAX_NODE_STEPS`].
+    pub max_node_steps: u64,
     /// A scripted lie, for demonstrations and tests only (`none` for an honest bot).
     pub fault: Fault,
 }
@@ -166,6 +170,9 @@ impl BotConfig {
         if raw.poll_interval_ms == 0 {
             return Err(field("poll_interval_ms", "must be positive".into()));
         }
+        if raw.max_node_steps == Some(0) {
+            return Err(field("max_node_steps", "must be positive".into()));
+        }
         let fault = match raw.fault {
             None => Fault::None,
             Some(spec) => spec.parse().map_err(|e| field("fault", format!("{e}")))?,
@@ -183,6 +190,7 @@ impl BotConfig {
             db: resolve(raw.db),
             serve: raw.serve,
             from_block: raw.from_block,
+            max_node_steps: raw.max_node_steps.unwrap_or(MAX_NODE_STEPS),
             fault,
         })
     }

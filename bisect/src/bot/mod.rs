@@ -380,6 +380,11 @@ impl Bot {
         &self.store
     }
 
+    /// The games this run cannot play (its own computation failed), and why.
+    pub fn broken_games(&self) -> &HashMap<u64, String> {
+        &self.broken
+    }
+
     /// Ticks every poll interval until `stop` completes. A tick that fails (the node unreachable,
     /// a malformed answer) is logged and retried with backoff; nothing it did half-way is lost.
     pub async fn run(mut self, stop: impl Future<Output = ()>) -> Result<(), BotError> {
@@ -428,7 +433,12 @@ impl Bot {
             .get_block_number()
             .await
             .map_err(transport("read block number"))?;
-        let mut from = self.store.cursor()?.unwrap_or(self.config.from_block);
+        // Nothing of this game is older than its deployment.
+        let mut from = self
+            .store
+            .cursor()?
+            .unwrap_or(self.config.from_block)
+            .max(self.client.deployment_block());
         while from <= head {
             let to = head.min(from.saturating_add(LOG_RANGE - 1));
             match self.role {
@@ -445,26 +455,7 @@ impl Bot {
             self.store.set_cursor(to + 1)?;
             from = to + 1;
         }
-        for (id, game) in self.store.games()? {
-            if game.winner.is_some() {
-                continue;
-            }
-            if self.broken.contains_key(&id) {
-                report.open_games += 1;
-                continue;
-            }
-            match self.play(id, game, &mut report).await {
-                Ok(()) => {}
-                // The bot's own computation failed for this game alone: said once, and the other
-                // games go on.
-                Err(BotError::Party(e)) => {
-                    error!(game = id, "cannot play this game: {e}");
-                    self.broken.insert(id, e.to_string());
-                    report.open_games += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        self.play_games(&mut report).await?;
         self.settle_results(&mut report).await?;
         let credit = self
             .client
@@ -508,23 +499,36 @@ impl Bot {
         self.models.get(commitment).cloned()
     }
 
-    /// The request's input as its `Requested` log carries it, decoded for `model`.
+    /// The request's input as its `Requested` log carries it (in the block the request
+    /// records), decoded for `model`.
     async fn request_input(
         &self,
         request: u64,
         model: &Model,
     ) -> Result<Result<Tensor, String>, BotError> {
+        let block = u64::from(
+            self.client
+                .contract()
+                .request(request)
+                .call()
+                .await
+                .map_err(read_error("read request"))?
+                .blockNumber,
+        );
         let logs = self
             .client
             .contract()
             .Requested_filter()
             .topic1(U256::from(request))
-            .from_block(0)
+            .from_block(block)
+            .to_block(block)
             .query()
             .await
             .map_err(read_error("read Requested logs"))?;
         let Some((event, _)) = logs.last() else {
-            return Ok(Err(format!("request {request} has no Requested log")));
+            return Ok(Err(format!(
+                "request {request} has no Requested log in block {block}"
+            )));
         };
         let spec = &model.manifest.input;
         Ok(Tensor::from_le_bytes(spec.dtype, &spec.shape, &event.data)
@@ -602,7 +606,8 @@ impl Bot {
             let fault = self.config.fault;
             let strategy = match self.role {
                 Side::Submitter => {
-                    let submitter = Submitter::with_view(view, fault);
+                    let submitter = Submitter::with_view(view, fault)
+                        .with_max_node_steps(self.config.max_node_steps);
                     if B256::from(submitter.output()) != record.output
                         || B256::from(submitter.trace_root()) != record.trace_root
                     {
@@ -611,7 +616,8 @@ impl Bot {
                     Strategy::Submitter(Box::new(submitter))
                 }
                 Side::Challenger => {
-                    let challenger = Challenger::with_view(view, fault);
+                    let challenger = Challenger::with_view(view, fault)
+                        .with_max_node_steps(self.config.max_node_steps);
                     if !challenger.disputes(record.output.0, record.trace_root.0) {
                         return Err(changed("disputed"));
                     }
@@ -623,100 +629,173 @@ impl Bot {
         Ok(self.strategies.get_mut(&id))
     }
 
-    /// Plays game `id` while the bot has a move in it.
-    async fn play(
-        &mut self,
-        id: u64,
-        mut record: GameRecord,
-        report: &mut TickReport,
-    ) -> Result<(), BotError> {
+    /// Plays every open game of the bot in rounds: reads all of them, chooses a move in each
+    /// where it has one, sends those moves together (several transactions in flight, so that a
+    /// flood of games costs each game one block per move, not one block per game), records what
+    /// landed, and goes on while any move landed. An error of the bot's own computation in one
+    /// game is reported once and leaves the others running.
+    async fn play_games(&mut self, report: &mut TickReport) -> Result<(), BotError> {
         loop {
-            let view = self.client.view(id).await?;
-            if view.is_over() {
-                let winner = view.winner.expect("a finished game has a winner");
-                record.winner = Some(winner);
-                self.store.put_game(id, &record)?;
-                self.strategies.remove(&id);
-                let outcome = if winner == record.side { "won" } else { "lost" };
-                info!(
-                    game = id,
-                    result = record.result,
-                    ?winner,
-                    moves = record.moves,
-                    gas = record.gas,
-                    "game over: {outcome}"
-                );
-                return Ok(());
-            }
-            // A game goes on after another game rejected its result: its own two bonds are
-            // still to be won (protocol section 12.4).
-            let Some(strategy) = self.strategy(id, record.result).await? else {
-                report.open_games += 1;
-                return Ok(());
-            };
-            let Some(mv) = strategy.next_move(&view)? else {
-                report.open_games += 1;
-                return Ok(());
-            };
-            if self.role == Side::Submitter && !view.defended && !matches!(mv, Move::Timeout) {
-                let balance = self.balance().await?;
-                if balance < self.game_bond {
-                    error!(
-                        game = id,
-                        balance = %balance,
-                        defence_bond = %self.game_bond,
-                        clock_left = view.clock_left(Side::Submitter),
-                        "low funds: cannot post this game's defence bond; fund the account before the clock runs out"
-                    );
-                    report.open_games += 1;
-                    return Ok(());
+            let open: Vec<(u64, GameRecord)> = self
+                .store
+                .games()?
+                .into_iter()
+                .filter(|(id, g)| g.winner.is_none() && !self.broken.contains_key(id))
+                .collect();
+            let views =
+                futures::future::join_all(open.iter().map(|(id, _)| self.client.view(*id))).await;
+            let mut planned = Vec::new();
+            let mut waiting = self.broken.len();
+            let mut defence = U256::ZERO;
+            let mut balance = None;
+            for ((id, mut record), view) in open.into_iter().zip(views) {
+                let view = view?;
+                if view.is_over() {
+                    self.game_over(id, &mut record, &view)?;
+                    continue;
+                }
+                match self.choose(id, &record, &view).await {
+                    Ok(Some(mv)) => {
+                        // The defender's first move in a game carries its bond: moves that the
+                        // balance cannot pay for wait, and the log says so.
+                        if self.role == Side::Submitter
+                            && !view.defended
+                            && !matches!(mv, Move::Timeout)
+                        {
+                            let have = match balance {
+                                Some(b) => b,
+                                None => *balance.insert(self.balance().await?),
+                            };
+                            if have < defence + self.game_bond {
+                                error!(
+                                    game = id,
+                                    balance = %have,
+                                    defence_bond = %self.game_bond,
+                                    clock_left = view.clock_left(Side::Submitter),
+                                    "low funds: cannot post this game's defence bond; fund the account before the clock runs out"
+                                );
+                                waiting += 1;
+                                continue;
+                            }
+                            defence += self.game_bond;
+                        }
+                        planned.push((id, record, view, mv));
+                    }
+                    Ok(None) => waiting += 1,
+                    Err(BotError::Party(e)) => {
+                        error!(game = id, "cannot play this game: {e}");
+                        self.broken.insert(id, e.to_string());
+                        waiting += 1;
+                    }
+                    Err(e) => return Err(e),
                 }
             }
-            let name = mv.name();
-            let t = Instant::now();
-            match self.client.play(id, &mv).await {
-                Ok(tx) => {
-                    record.moves += 1;
-                    record.gas += tx.gas;
-                    self.store.put_game(id, &record)?;
-                    report.transactions += 1;
-                    self.emit(
-                        Some(id),
-                        Some(record.result),
-                        U256::ZERO,
-                        MoveRecord::new(
-                            self.role,
-                            name,
-                            Some(&view),
-                            describe(&mv, Some(&view)),
-                            tx.gas,
-                            t,
-                        ),
-                    );
-                    info!(
-                        game = id,
-                        phase = view.phase,
-                        lo = view.lo,
-                        hi = view.hi,
-                        gas = tx.gas,
-                        "{name}"
-                    );
-                }
-                Err(e) if e.is_rejection() => {
-                    if self.config.fault == Fault::None {
-                        error!(game = id, "{name} refused, will look again: {e}");
-                    } else {
-                        warn!(game = id, "scripted {name} refused, stops moving: {e}");
-                        if let Some(s) = self.strategies.get_mut(&id) {
-                            s.refused();
+            if planned.is_empty() {
+                report.open_games += waiting;
+                return Ok(());
+            }
+            let started = Instant::now();
+            let sent = futures::future::join_all(
+                planned
+                    .iter()
+                    .map(|(id, _, _, mv)| self.client.play(*id, mv)),
+            )
+            .await;
+            let mut failure = None;
+            let mut landed = 0;
+            for ((id, mut record, view, mv), outcome) in planned.into_iter().zip(sent) {
+                let name = mv.name();
+                match outcome {
+                    Ok(tx) => {
+                        landed += 1;
+                        record.moves += 1;
+                        record.gas += tx.gas;
+                        self.store.put_game(id, &record)?;
+                        report.transactions += 1;
+                        self.emit(
+                            Some(id),
+                            Some(record.result),
+                            U256::ZERO,
+                            MoveRecord::new(
+                                self.role,
+                                name,
+                                Some(&view),
+                                describe(&mv, Some(&view)),
+                                tx.gas,
+                                started,
+                            ),
+                        );
+                        info!(
+                            game = id,
+                            phase = view.phase,
+                            lo = view.lo,
+                            hi = view.hi,
+                            gas = tx.gas,
+                            "{name}"
+                        );
+                    }
+                    Err(e) if e.is_rejection() => {
+                        if self.config.fault == Fault::None {
+                            error!(game = id, "{name} refused, will look again: {e}");
+                        } else {
+                            warn!(game = id, "scripted {name} refused, stops moving: {e}");
+                            if let Some(s) = self.strategies.get_mut(&id) {
+                                s.refused();
+                            }
                         }
                     }
-                    report.open_games += 1;
-                    return Ok(());
+                    // The node failed: the tick is tried again (what landed is recorded).
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                    }
                 }
-                Err(e) => return Err(e.into()),
+            }
+            if let Some(e) = failure {
+                return Err(e.into());
+            }
+            if landed == 0 {
+                report.open_games += waiting;
+                return Ok(());
             }
         }
+    }
+
+    /// Records that game `id` is over.
+    fn game_over(
+        &mut self,
+        id: u64,
+        record: &mut GameRecord,
+        view: &GameView,
+    ) -> Result<(), BotError> {
+        let winner = view.winner.expect("a finished game has a winner");
+        record.winner = Some(winner);
+        self.store.put_game(id, record)?;
+        self.strategies.remove(&id);
+        let outcome = if winner == record.side { "won" } else { "lost" };
+        info!(
+            game = id,
+            result = record.result,
+            ?winner,
+            moves = record.moves,
+            gas = record.gas,
+            "game over: {outcome}"
+        );
+        Ok(())
+    }
+
+    /// The bot's move in game `id` as `view` shows it, if it has one. A game goes on after
+    /// another game rejected its result: its own two bonds are still to be won (protocol
+    /// section 12.4).
+    async fn choose(
+        &mut self,
+        id: u64,
+        record: &GameRecord,
+        view: &GameView,
+    ) -> Result<Option<Move>, BotError> {
+        let Some(strategy) = self.strategy(id, record.result).await? else {
+            return Ok(None);
+        };
+        Ok(strategy.next_move(view)?)
     }
 
     /// Records the games started since `from` that are the bot's: on its results (submitter) or
@@ -1051,7 +1130,8 @@ impl Bot {
                     continue;
                 }
             };
-            let challenger = Challenger::with_view(view, self.config.fault);
+            let challenger = Challenger::with_view(view, self.config.fault)
+                .with_max_node_steps(self.config.max_node_steps);
             let t = Instant::now();
             let (tx, game) = match self.client.challenge(id, self.bond).await {
                 Ok(ok) => ok,

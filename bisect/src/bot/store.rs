@@ -166,6 +166,10 @@ pub struct PendingTx {
     pub hash: B256,
     /// The signed EIP-2718 bytes.
     pub raw: Bytes,
+    /// Hashes of the earlier versions it replaced with higher fees, oldest first: any of them
+    /// may be the one mined.
+    #[serde(default)]
+    pub replaced: Vec<B256>,
 }
 
 /// The database.
@@ -462,6 +466,7 @@ mod tests {
             what: "pick".into(),
             hash: B256::repeat_byte(8),
             raw: Bytes::from_static(b"\x02signed"),
+            replaced: vec![B256::repeat_byte(7)],
         };
         let tensors = [
             Tensor::I8(ArrayD::from_shape_vec(IxDyn(&[2]), vec![1, -1]).unwrap()),
