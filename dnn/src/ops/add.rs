@@ -99,12 +99,11 @@ mod tests {
     use super::super::testing::*;
     use super::super::Op;
     use super::*;
-    use rand::{Rng, SeedableRng};
+    use rand::Rng;
 
     #[test]
     fn native_equals_vm_on_odd_shapes() {
-        let seed = rand::random();
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let (mut rng, seed) = test_rng("add::native_equals_vm_on_odd_shapes");
         for shape in [&[1usize][..], &[33], &[3, 5, 7], &[8, 14, 14]] {
             let (x, y) = (random_i8(&mut rng, shape), random_i8(&mut rng, shape));
             for (ma, mb) in [
@@ -132,7 +131,7 @@ mod tests {
 
     #[test]
     fn shapes_must_match() {
-        let mut rng = rand::thread_rng();
+        let mut rng = test_rng("add::shapes_must_match").0;
         let op = Op::Add(Add {
             a_multiplier: 1,
             b_multiplier: 1,

@@ -66,11 +66,10 @@ mod tests {
     use super::super::Op;
     use crate::tensor::Tensor;
     use ndarray::{ArrayD, IxDyn};
-    use rand::SeedableRng;
 
     #[test]
     fn native_matches_vm() {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(rand::random());
+        let (mut rng, _) = test_rng("argmax::native_matches_vm");
         for n in [1usize, 2, 10, 33, 1000] {
             let x = random_i8(&mut rng, &[n]);
             native_equals_vm(&Op::ArgMax, &[&x], &format!("arg_max [{n}]"));
@@ -92,7 +91,7 @@ mod tests {
 
     #[test]
     fn rejects_what_it_cannot_take() {
-        let mut rng = rand::thread_rng();
+        let mut rng = test_rng("argmax::rejects_what_it_cannot_take").0;
         for x in [
             random_i8(&mut rng, &[2, 2]),
             random_i8(&mut rng, &[0]),

@@ -271,12 +271,11 @@ mod tests {
     use super::super::testing::*;
     use super::super::Op;
     use super::*;
-    use rand::{Rng, SeedableRng};
+    use rand::Rng;
 
     #[test]
     fn native_equals_vm_on_odd_shapes() {
-        let seed = rand::random();
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let (mut rng, seed) = test_rng("conv2d::native_equals_vm_on_odd_shapes");
         // (c, h, w, o, kh, kw, stride, padding)
         let cases = [
             (1, 1, 1, 1, 1, 1, 1, 0),
@@ -306,7 +305,7 @@ mod tests {
 
     #[test]
     fn bad_geometry_is_named() {
-        let mut rng = rand::thread_rng();
+        let mut rng = test_rng("conv2d::bad_geometry_is_named").0;
         let (x, w, b) = (
             random_i8(&mut rng, &[1, 2, 2]),
             random_i8(&mut rng, &[1, 1, 5, 5]),

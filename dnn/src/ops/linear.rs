@@ -204,12 +204,10 @@ mod tests {
     use super::super::testing::*;
     use super::super::Op;
     use super::*;
-    use rand::SeedableRng;
 
     #[test]
     fn native_equals_vm_on_odd_shapes_and_scales() {
-        let seed = rand::random();
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let (mut rng, seed) = test_rng("linear::native_equals_vm_on_odd_shapes_and_scales");
         let shapes: &[(&[usize], usize)] = &[
             (&[1], 1),
             (&[7], 3),
@@ -275,7 +273,7 @@ mod tests {
 
     #[test]
     fn shapes_that_do_not_fit_are_named() {
-        let mut rng = rand::thread_rng();
+        let mut rng = test_rng("linear::shapes_that_do_not_fit_are_named").0;
         let op = Op::Linear(Linear { relu: false });
         let (x, w, b) = (
             random_i8(&mut rng, &[4]),

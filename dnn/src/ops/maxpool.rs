@@ -151,12 +151,10 @@ mod tests {
     use super::super::testing::*;
     use super::super::Op;
     use super::*;
-    use rand::SeedableRng;
 
     #[test]
     fn native_equals_vm_on_odd_shapes() {
-        let seed = rand::random();
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let (mut rng, seed) = test_rng("maxpool::native_equals_vm_on_odd_shapes");
         for (c, h, w, kernel, stride) in [
             (1, 1, 1, 1, 1),
             (1, 5, 7, 2, 2),

@@ -259,6 +259,18 @@ pub(crate) mod testing {
     use ndarray::{ArrayD, IxDyn};
     use rand::Rng;
 
+    /// The generator of one test: seeded from `OPML_TEST_SEED` when set, else fresh. The seed is
+    /// printed (cargo shows it with a failing test's output), so that any failure replays.
+    pub(crate) fn test_rng(test: &str) -> (rand::rngs::StdRng, u64) {
+        use rand::SeedableRng;
+        let seed = std::env::var("OPML_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(rand::random);
+        eprintln!("{test}: seed {seed} (replay with OPML_TEST_SEED={seed})");
+        (rand::rngs::StdRng::seed_from_u64(seed), seed)
+    }
+
     /// A random int8 tensor; `full` draws the whole range, else small values.
     pub(crate) fn random_i8(rng: &mut impl Rng, shape: &[usize]) -> Tensor {
         let n = shape.iter().product();

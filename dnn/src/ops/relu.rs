@@ -47,11 +47,10 @@ pub(super) fn kernel() -> Result<ElfImage, KernelError> {
 mod tests {
     use super::super::testing::*;
     use super::super::Op;
-    use rand::SeedableRng;
 
     #[test]
     fn native_equals_vm_on_odd_shapes() {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(rand::random());
+        let (mut rng, _) = test_rng("relu::native_equals_vm_on_odd_shapes");
         for shape in [
             &[1usize][..],
             &[31],

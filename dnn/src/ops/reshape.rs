@@ -54,13 +54,12 @@ pub(super) fn kernel() -> Result<ElfImage, KernelError> {
 mod tests {
     use super::super::testing::*;
     use super::super::Op;
-    use rand::SeedableRng;
 
     /// The copy kernel's output commitment is the native one on many sizes: the accumulator that
     /// every kernel finishes on commits exactly like a tensor.
     #[test]
     fn commitments_agree_on_many_sizes() {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(rand::random());
+        let (mut rng, _) = test_rng("reshape::commitments_agree_on_many_sizes");
         for n in [
             1usize, 2, 31, 32, 33, 63, 64, 65, 96, 127, 128, 129, 255, 256, 257, 1000, 1024, 4097,
         ] {
@@ -81,7 +80,7 @@ mod tests {
 
     #[test]
     fn element_count_must_match() {
-        let x = random_i8(&mut rand::thread_rng(), &[6]);
+        let x = random_i8(&mut test_rng("reshape::element_count_must_match").0, &[6]);
         let err = Op::Reshape { shape: vec![4] }.native(&[&x]).unwrap_err();
         assert!(err.to_string().contains("needs 4"), "{err}");
     }
