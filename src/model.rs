@@ -2,6 +2,7 @@
 //! per-node commitments and re-check nodes in the VM.
 
 use crate::EXIT_MISMATCH;
+use alloy::primitives::B256;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -89,10 +90,6 @@ pub(crate) fn run(cmd: ModelCommand) -> Result<ExitCode> {
     }
 }
 
-fn hex32(h: &[u8; 32]) -> String {
-    format!("0x{}", hex::encode(h))
-}
-
 fn import(args: ImportArgs) -> Result<ExitCode> {
     let float = FloatModel::load(&args.float)?;
     let data = Dataset::load(&args.calibration)?;
@@ -109,7 +106,7 @@ fn import(args: ImportArgs) -> Result<ExitCode> {
         args.calibration.display(),
         start.elapsed().as_secs_f64()
     );
-    println!("model commitment {}", hex32(&model.commitment()?));
+    println!("model commitment {}", B256::from(model.commitment()?));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -182,19 +179,24 @@ fn info(args: InfoArgs) -> Result<ExitCode> {
                 name: name.clone(),
                 dtype: format!("{:?}", t.dtype()),
                 shape: t.shape().to_vec(),
-                commitment: hex32(&t.commitment()?),
+                commitment: B256::from(t.commitment()?).to_string(),
             })
         })
         .collect::<Result<Vec<_>>>()?;
     let report = ModelInfo {
         name: model.manifest.name.clone(),
-        commitment: hex32(&model.commitment()?),
+        commitment: B256::from(model.commitment()?).to_string(),
         input_shape: model.manifest.input.shape.clone(),
         kernel_roots: model
             .manifest
             .nodes
             .iter()
-            .map(|n| (n.op.kind().name(), hex32(&n.op.kind().kernel_root())))
+            .map(|n| {
+                (
+                    n.op.kind().name(),
+                    B256::from(n.op.kind().kernel_root()).to_string(),
+                )
+            })
             .collect(),
         nodes,
         weights,
@@ -375,8 +377,8 @@ pub(crate) fn infer(args: InferArgs) -> Result<ExitCode> {
         nodes.push(InferNode {
             index,
             name: model.manifest.nodes[index].name.clone(),
-            commitment: hex32(&r.commitment),
-            trace_root: hex32(&r.trace_root),
+            commitment: B256::from(r.commitment).to_string(),
+            trace_root: B256::from(r.trace_root).to_string(),
             native_us: r.time.as_secs_f64() * 1e6,
             vm_steps: steps,
             vm_commitment_matches: matches,
@@ -384,8 +386,8 @@ pub(crate) fn infer(args: InferArgs) -> Result<ExitCode> {
     }
     let report = InferReport {
         prediction: argmax_of(trace.output()),
-        output_commitment: hex32(&trace.nodes.last().expect("nodes").commitment),
-        trace_root: hex32(&trace.root()),
+        output_commitment: B256::from(trace.nodes.last().expect("nodes").commitment).to_string(),
+        trace_root: B256::from(trace.root()).to_string(),
         nodes,
         native_ms,
     };

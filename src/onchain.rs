@@ -3,6 +3,7 @@
 
 use crate::vm::ProgramArgs;
 use crate::EXIT_MISMATCH;
+use alloy::primitives::B256;
 use alloy::providers::DynProvider;
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -211,10 +212,6 @@ fn parse_steps(spec: &str) -> Result<(u64, Option<u64>)> {
     Ok((n, Some(n + 1)))
 }
 
-fn hex32(h: &[u8; 32]) -> String {
-    format!("0x{}", hex::encode(h))
-}
-
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -225,7 +222,7 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
 /// Submits one proven step: checks the contract's post-state against the VM's (eth_call) and
 /// measures the step as a transaction. Returns the mismatch, if any, and the gas.
 async fn submit(step: &OnchainStep, proof: &opml_vm::StepProof) -> Result<(Option<Mismatch>, u64)> {
-    let pre = alloy::primitives::B256::from(proof.pre_state_hash);
+    let pre = B256::from(proof.pre_state_hash);
     let onchain = step.step(pre, &proof.witness).await;
     let mismatch = match onchain {
         Ok(post) if post.0 == proof.post_state_hash => None,
@@ -245,7 +242,7 @@ async fn submit(step: &OnchainStep, proof: &opml_vm::StepProof) -> Result<(Optio
         .with_context(|| format!("step {} as a transaction", proof.step))?;
     let mismatch = mismatch.map(|contract| Mismatch {
         step: proof.step,
-        vm_post_state_hash: hex32(&proof.post_state_hash),
+        vm_post_state_hash: B256::from(proof.post_state_hash).to_string(),
         contract,
     });
     Ok((mismatch, gas))
