@@ -5,7 +5,7 @@ use crate::onchain::{runtime, ChainArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use opml_bisect::bot::{http_provider, Endpoint};
-use opml_bisect::{Bot, BotConfig, Deployment, GameClient, GameParams, Side};
+use opml_bisect::{Attack, Bot, BotConfig, Deployment, GameClient, GameParams, Side};
 use opml_dnn::mnist::{quantize_image, Dataset};
 use opml_dnn::Model;
 use serde::Serialize;
@@ -23,8 +23,58 @@ pub(crate) struct BotArgs {
     config: PathBuf,
 }
 
+/// Which bot a scripted adversary is.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum AdversaryRole {
+    /// A submitter that posts and defends a lie (node=K, output, step=K:N, trace=K, header=K,
+    /// steps=K:+D, boundary=K).
+    Submitter,
+    /// A challenger that disputes honest results (challenger[=K], challenger-random[=SEED],
+    /// challenger-stall[=N]).
+    Challenger,
+}
+
+#[derive(Args)]
+pub(crate) struct AdversaryArgs {
+    /// The bot it is.
+    #[arg(long)]
+    role: AdversaryRole,
+    /// Its scripted attack (the specs of `opml dispute simulate --help`).
+    #[arg(long)]
+    fault: Attack,
+    #[command(flatten)]
+    bot: BotArgs,
+}
+
+/// Runs a scripted adversary bot (tests and demonstrations) until Ctrl-C or SIGTERM.
+pub(crate) fn run_adversary(args: AdversaryArgs) -> Result<ExitCode> {
+    let role = match args.role {
+        AdversaryRole::Submitter => Side::Submitter,
+        AdversaryRole::Challenger => Side::Challenger,
+    };
+    let fits = match role {
+        Side::Submitter => args.fault.is_submitters(),
+        Side::Challenger => args.fault.is_challengers(),
+    };
+    if !fits {
+        bail!(
+            "--fault {}: not an attack of a {} (see --help)",
+            args.fault,
+            match role {
+                Side::Submitter => "submitter",
+                Side::Challenger => "challenger",
+            }
+        );
+    }
+    run_bot_with(role, args.bot, Some(args.fault))
+}
+
 /// Runs the bot of `role` until Ctrl-C or SIGTERM.
 pub(crate) fn run_bot(role: Side, args: BotArgs) -> Result<ExitCode> {
+    run_bot_with(role, args, None)
+}
+
+fn run_bot_with(role: Side, args: BotArgs, attack: Option<Attack>) -> Result<ExitCode> {
     let config = BotConfig::load(&args.config)?;
     let url = match &config.rpc {
         Endpoint::Http(url) => url.clone(),
@@ -35,7 +85,10 @@ pub(crate) fn run_bot(role: Side, args: BotArgs) -> Result<ExitCode> {
         ),
     };
     runtime()?.block_on(async move {
-        let bot = Bot::start(role, config, http_provider(url)).await?;
+        let mut bot = Bot::start(role, config, http_provider(url)).await?;
+        if let Some(attack) = attack {
+            bot = bot.with_attack(attack);
+        }
         bot.run(shutdown()).await?;
         info!("stopped");
         Ok(ExitCode::SUCCESS)

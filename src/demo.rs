@@ -11,8 +11,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use opml_bisect::bot::Endpoint;
 use opml_bisect::simulate::short;
 use opml_bisect::{
-    advance_time, Bot, BotConfig, Deployment, Fault, GameClient, GameParams, MoveRecord,
-    ResultStatus, Side, Submitter,
+    advance_time, adversary, Attack, Bot, BotConfig, Deployment, GameClient, GameParams,
+    MoveRecord, ResultStatus, Side,
 };
 use opml_contracts::dev_signer;
 use opml_dnn::mnist::{quantize_image, Dataset};
@@ -39,7 +39,7 @@ pub(crate) struct DemoArgs {
     /// The faulty submitter's lie: node=K flips a value of node K's output (see `opml dispute
     /// simulate --help` for the others a submitter can tell).
     #[arg(long, default_value = "node=2")]
-    fault: Fault,
+    fault: Attack,
     /// Sub-segments per dissection move (2 = bisection).
     #[arg(long, default_value_t = 2)]
     arity: u64,
@@ -207,7 +207,9 @@ async fn run(args: &DemoArgs, model: Arc<Model>, data: &Dataset) -> Result<DemoR
     let dir = std::env::temp_dir().join(format!("opml-demo-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let (events, mut transcript) = tokio::sync::mpsc::unbounded_channel();
-    let bot = |role: Side, account: u32, name: &str, serve: Option<u32>, fault: Fault| {
+    // The faulty submitter is the honest bot scripted by code to lie (`Bot::with_attack`); no
+    // config file can make a bot lie.
+    let bot = |role: Side, account: u32, name: &str, serve: Option<u32>, attack: Attack| {
         let config = BotConfig {
             rpc: Endpoint::Embedded,
             signer: dev_signer(account),
@@ -221,7 +223,6 @@ async fn run(args: &DemoArgs, model: Arc<Model>, data: &Dataset) -> Result<DemoR
             serve: serve.map(|c| dev_signer(c).address()).into_iter().collect(),
             from_block: 0,
             max_node_steps: opml_bisect::MAX_NODE_STEPS,
-            fault,
         };
         let events = events.clone();
         let provider = provider(account);
@@ -229,6 +230,7 @@ async fn run(args: &DemoArgs, model: Arc<Model>, data: &Dataset) -> Result<DemoR
             anyhow::Ok(
                 Bot::start(role, config, provider)
                     .await?
+                    .with_attack(attack)
                     .with_events(events),
             )
         }
@@ -238,7 +240,7 @@ async fn run(args: &DemoArgs, model: Arc<Model>, data: &Dataset) -> Result<DemoR
         HONEST,
         "honest",
         Some(REQUESTER),
-        Fault::None,
+        Attack::None,
     )
     .await?;
     let faulty = bot(
@@ -254,7 +256,7 @@ async fn run(args: &DemoArgs, model: Arc<Model>, data: &Dataset) -> Result<DemoR
         CHALLENGER,
         "challenger",
         None,
-        Fault::None,
+        Attack::None,
     )
     .await?;
     drop(events);
@@ -443,9 +445,9 @@ async fn run(args: &DemoArgs, model: Arc<Model>, data: &Dataset) -> Result<DemoR
         let fault = if actor == Actor::FaultySubmitter {
             args.fault
         } else {
-            Fault::None
+            Attack::None
         };
-        let view = Submitter::new(model.clone(), input, fault)?;
+        let view = adversary::defender(model.clone(), input, fault)?;
         results.push(DemoResult {
             request,
             result: event.result,

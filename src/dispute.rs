@@ -5,7 +5,7 @@ use crate::onchain::{runtime, ChainArgs};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use opml_bisect::simulate::{Accounts, Transcript};
-use opml_bisect::{simulate, Fault, GameParams, SimulateOptions};
+use opml_bisect::{simulate, Attack, GameParams, SimulateOptions};
 use opml_dnn::mnist::{quantize_image, read_pgm};
 use opml_dnn::Model;
 use std::path::PathBuf;
@@ -37,7 +37,7 @@ pub(crate) struct SimulateArgs {
     /// (an honest result disputed by a challenger wrong about node K), challenger-random[=SEED],
     /// challenger-stall[=N], or none.
     #[arg(long, default_value = "node=1")]
-    fault: Fault,
+    fault: Attack,
     /// Sub-segments per dissection move (2 = bisection).
     #[arg(long, default_value_t = 2)]
     arity: u64,
@@ -85,7 +85,7 @@ fn simulate_cmd(args: SimulateArgs) -> Result<ExitCode> {
             .context("simulating the dispute")
     })?;
     let honest_won = match options.fault {
-        Fault::None => true,
+        Attack::None => true,
         f if f.is_submitters() => transcript.winner == opml_bisect::Side::Challenger,
         _ => transcript.winner == opml_bisect::Side::Submitter,
     };

@@ -68,6 +68,10 @@ enum Command {
     /// differ, plays every game to the end and withdraws. Runs until Ctrl-C or SIGTERM; its
     /// database lets it resume after any crash.
     Challenger(bots::BotArgs),
+    /// A scripted adversary bot, for tests and demonstrations: a submitter or challenger from the
+    /// same TOML file as the honest bots, made to lie by --fault (which no config file can do).
+    /// Never run it with money you mind losing: it loses its bonds.
+    Adversary(bots::AdversaryArgs),
     /// Deploy Step, NodeVm, Registry and DisputeGame on a node and register models (dev account 0).
     Deploy(bots::DeployArgs),
     /// Post an inference request with a held-out MNIST digit; prints the request id.
@@ -110,6 +114,7 @@ fn main() -> ExitCode {
         Command::Dispute(cmd) => dispute::run(cmd),
         Command::Submitter(args) => bots::run_bot(opml_bisect::Side::Submitter, args),
         Command::Challenger(args) => bots::run_bot(opml_bisect::Side::Challenger, args),
+        Command::Adversary(args) => bots::run_adversary(args),
         Command::Deploy(args) => bots::deploy(args),
         Command::Request(args) => bots::request(args),
     };

@@ -28,10 +28,13 @@ struct BotProcess {
 }
 
 impl BotProcess {
-    fn start(role: &str, config: &Path, log: PathBuf) -> Self {
+    /// `command` is the subcommand and its flags before `--config` (`submitter`, `challenger`,
+    /// or `adversary --role submitter --fault node=2`).
+    fn start(command: &str, config: &Path, log: PathBuf) -> Self {
         let file = std::fs::File::create(&log).unwrap();
         let child = Command::new(OPML)
-            .args([role, "--config"])
+            .args(command.split_whitespace())
+            .arg("--config")
             .arg(config)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
@@ -232,17 +235,14 @@ fn bots_play_disputes_on_a_real_node() {
     let serve = |client: u32| format!("serve = [\"{}\"]", addr(client));
 
     let honest_cfg = config(&dir, "honest", &node.url, game, 1, &serve(HONEST_CLIENT));
-    let faulty_cfg = config(
-        &dir,
-        "faulty",
-        &node.url,
-        game,
-        3,
-        &format!("{}\nfault = \"node=2\"", serve(FAULTY_CLIENT)),
-    );
+    let faulty_cfg = config(&dir, "faulty", &node.url, game, 3, &serve(FAULTY_CLIENT));
     let challenger_cfg = config(&dir, "challenger", &node.url, game, 2, "");
     let honest = BotProcess::start("submitter", &honest_cfg, dir.join("honest.log"));
-    let faulty = BotProcess::start("submitter", &faulty_cfg, dir.join("faulty.log"));
+    let faulty = BotProcess::start(
+        "adversary --role submitter --fault node=2",
+        &faulty_cfg,
+        dir.join("faulty.log"),
+    );
     let mut challenger =
         BotProcess::start("challenger", &challenger_cfg, dir.join("challenger-1.log"));
 

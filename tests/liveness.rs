@@ -17,7 +17,7 @@ use alloy::primitives::{Address, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionRequest;
 use opml_bisect::bot::{http_provider, Identity, Outbox, Store};
-use opml_bisect::{Challenger, GameClient, Side};
+use opml_bisect::{adversary, GameClient, Side};
 use opml_contracts::dev_signer;
 use opml_dnn::mnist::{quantize_image, read_pgm};
 use opml_dnn::Model;
@@ -182,7 +182,7 @@ fn an_honest_submitter_outlasts_a_flood_of_challengers() {
                 .await
                 .unwrap();
             let fault = format!("challenger={g}").parse().unwrap();
-            let mut griefer = Challenger::new(model.clone(), input.clone(), fault).unwrap();
+            let mut griefer = adversary::challenger(model.clone(), input.clone(), fault).unwrap();
             griefers.push(tokio::spawn(async move {
                 let bond = client.challenge_bond();
                 let (_, id) = client.challenge(result, bond).await.unwrap();

@@ -1,4 +1,7 @@
-//! Scripted adversaries: how a faulty submitter or challenger departs from the truth.
+//! Scripted attacks: how a lying submitter or a griefing challenger departs from the truth (the
+//! `--fault SPEC` of `opml dispute simulate`, `opml demo` and `opml adversary`), and the lies
+//! themselves (corrupted views, forged headers, made-up VM traces). [`crate::adversary`] plays
+//! them.
 
 use crate::graph_phase::GraphPhase;
 use crate::phase::{Phase, PhaseError};
@@ -9,9 +12,9 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-/// One party's fault in a dispute (`--fault SPEC` of `opml dispute simulate`).
+/// One party's scripted attack in a dispute (`--fault SPEC`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
+pub enum Attack {
     /// `none`: both parties honest; nobody disputes.
     None,
     /// `node=K` / `step=K:N`: the submitter flips a value of node K's output and runs the later
@@ -72,16 +75,16 @@ pub enum Fault {
 /// A fault spec that does not parse.
 #[derive(Debug, thiserror::Error)]
 #[error("bad fault spec `{spec}`: {reason} (expected none, node=K, output, step=K:N, trace=K, header=K, steps=K:+D, boundary=K, challenger[=K], challenger-random[=SEED] or challenger-stall[=N])")]
-pub struct FaultSpecError {
+pub struct AttackSpecError {
     spec: String,
     reason: String,
 }
 
-impl FromStr for Fault {
-    type Err = FaultSpecError;
+impl FromStr for Attack {
+    type Err = AttackSpecError;
 
-    fn from_str(spec: &str) -> Result<Self, FaultSpecError> {
-        let fail = |reason: &str| FaultSpecError {
+    fn from_str(spec: &str) -> Result<Self, AttackSpecError> {
+        let fail = |reason: &str| AttackSpecError {
             spec: spec.to_string(),
             reason: reason.to_string(),
         };
@@ -89,12 +92,12 @@ impl FromStr for Fault {
             Some((n, v)) => (n.trim(), Some(v.trim())),
             None => (spec.trim(), None),
         };
-        let number = |v: Option<&str>| -> Result<u64, FaultSpecError> {
+        let number = |v: Option<&str>| -> Result<u64, AttackSpecError> {
             v.ok_or_else(|| fail("needs a value"))?
                 .parse()
                 .map_err(|_| fail("not a number"))
         };
-        let pair = |v: Option<&str>| -> Result<(usize, String), FaultSpecError> {
+        let pair = |v: Option<&str>| -> Result<(usize, String), AttackSpecError> {
             let (k, rest) = v
                 .ok_or_else(|| fail("needs K:N"))?
                 .split_once(':')
@@ -105,23 +108,23 @@ impl FromStr for Fault {
             ))
         };
         Ok(match name {
-            "none" if value.is_none() => Fault::None,
-            "output" if value.is_none() => Fault::Output,
-            "node" => Fault::Node {
+            "none" if value.is_none() => Attack::None,
+            "output" if value.is_none() => Attack::Output,
+            "node" => Attack::Node {
                 node: number(value)? as usize,
                 lie_from: None,
             },
             "step" => {
                 let (node, n) = pair(value)?;
-                Fault::Node {
+                Attack::Node {
                     node,
                     lie_from: Some(n.parse().map_err(|_| fail("N is not a number"))?),
                 }
             }
-            "trace" => Fault::Trace {
+            "trace" => Attack::Trace {
                 node: number(value)? as usize,
             },
-            "header" => Fault::Header {
+            "header" => Attack::Header {
                 node: number(value)? as usize,
             },
             "steps" => {
@@ -133,21 +136,21 @@ impl FromStr for Fault {
                 if delta == 0 {
                     return Err(fail("D must not be 0"));
                 }
-                Fault::StepCount { node, delta }
+                Attack::StepCount { node, delta }
             }
-            "boundary" => Fault::Boundary {
+            "boundary" => Attack::Boundary {
                 node: number(value)? as usize,
             },
-            "challenger" => Fault::Challenger {
+            "challenger" => Attack::Challenger {
                 node: value
                     .map(|_| number(value))
                     .transpose()?
                     .map(|n| n as usize),
             },
-            "challenger-random" => Fault::ChallengerRandom {
+            "challenger-random" => Attack::ChallengerRandom {
                 seed: value.map(|_| number(value)).transpose()?.unwrap_or(1),
             },
-            "challenger-stall" => Fault::ChallengerStalls {
+            "challenger-stall" => Attack::ChallengerStalls {
                 after: value.map(|_| number(value)).transpose()?.unwrap_or(3) as u32,
             },
             _ => return Err(fail("unknown fault")),
@@ -155,58 +158,68 @@ impl FromStr for Fault {
     }
 }
 
-impl fmt::Display for Fault {
+impl fmt::Display for Attack {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Fault::None => write!(f, "none"),
-            Fault::Node {
+            Attack::None => write!(f, "none"),
+            Attack::Node {
                 node,
                 lie_from: None,
             } => write!(f, "node={node}"),
-            Fault::Node {
+            Attack::Node {
                 node,
                 lie_from: Some(n),
             } => write!(f, "step={node}:{n}"),
-            Fault::Output => write!(f, "output"),
-            Fault::Trace { node } => write!(f, "trace={node}"),
-            Fault::Header { node } => write!(f, "header={node}"),
-            Fault::StepCount { node, delta } => write!(f, "steps={node}:{delta:+}"),
-            Fault::Boundary { node } => write!(f, "boundary={node}"),
-            Fault::Challenger { node: None } => write!(f, "challenger"),
-            Fault::Challenger { node: Some(k) } => write!(f, "challenger={k}"),
-            Fault::ChallengerRandom { seed } => write!(f, "challenger-random={seed}"),
-            Fault::ChallengerStalls { after } => write!(f, "challenger-stall={after}"),
+            Attack::Output => write!(f, "output"),
+            Attack::Trace { node } => write!(f, "trace={node}"),
+            Attack::Header { node } => write!(f, "header={node}"),
+            Attack::StepCount { node, delta } => write!(f, "steps={node}:{delta:+}"),
+            Attack::Boundary { node } => write!(f, "boundary={node}"),
+            Attack::Challenger { node: None } => write!(f, "challenger"),
+            Attack::Challenger { node: Some(k) } => write!(f, "challenger={k}"),
+            Attack::ChallengerRandom { seed } => write!(f, "challenger-random={seed}"),
+            Attack::ChallengerStalls { after } => write!(f, "challenger-stall={after}"),
         }
     }
 }
 
-impl Fault {
-    /// Whether the submitter is the faulty party (else the result is honest).
+impl Attack {
+    /// Whether a challenger is the attacker (the result is honest).
+    pub fn is_challengers(&self) -> bool {
+        matches!(
+            self,
+            Attack::Challenger { .. }
+                | Attack::ChallengerRandom { .. }
+                | Attack::ChallengerStalls { .. }
+        )
+    }
+
+    /// Whether the submitter is the attacker (else the result is honest).
     pub fn is_submitters(&self) -> bool {
         matches!(
             self,
-            Fault::Node { .. }
-                | Fault::Output
-                | Fault::Trace { .. }
-                | Fault::Header { .. }
-                | Fault::StepCount { .. }
-                | Fault::Boundary { .. }
+            Attack::Node { .. }
+                | Attack::Output
+                | Attack::Trace { .. }
+                | Attack::Header { .. }
+                | Attack::StepCount { .. }
+                | Attack::Boundary { .. }
         )
     }
 
     /// The node a fault names, checked against the model's node count.
-    pub fn node(&self, nodes: usize) -> Result<Option<usize>, FaultSpecError> {
+    pub fn node(&self, nodes: usize) -> Result<Option<usize>, AttackSpecError> {
         let node = match *self {
-            Fault::Node { node, .. }
-            | Fault::Trace { node }
-            | Fault::Header { node }
-            | Fault::StepCount { node, .. }
-            | Fault::Boundary { node } => Some(node),
-            Fault::Challenger { node } => Some(node.unwrap_or(nodes / 2)),
+            Attack::Node { node, .. }
+            | Attack::Trace { node }
+            | Attack::Header { node }
+            | Attack::StepCount { node, .. }
+            | Attack::Boundary { node } => Some(node),
+            Attack::Challenger { node } => Some(node.unwrap_or(nodes / 2)),
             _ => None,
         };
         match node {
-            Some(k) if k >= nodes => Err(FaultSpecError {
+            Some(k) if k >= nodes => Err(AttackSpecError {
                 spec: self.to_string(),
                 reason: format!("the model has nodes 0..{}", nodes - 1),
             }),
@@ -303,7 +316,7 @@ impl LyingSteps {
         lie_from: u64,
         steps: u64,
     ) -> Result<Self, PhaseError> {
-        let mut state = honest.final_claim().state();
+        let mut state = honest.final_claim().state.clone();
         let header = claimed.header()?;
         let mut acc = OutputAccumulator::from_output(&claimed.to_le_bytes())
             .expect("an output that fit before");
@@ -311,8 +324,8 @@ impl LyingSteps {
         state.output_acc = snapshot.hash();
         state.step = steps;
         let fabricated = FinalClaim {
-            state: state.encode().to_vec(),
-            accumulator: snapshot.encode(),
+            state,
+            accumulator: snapshot,
             header,
         };
         Ok(Self {
@@ -363,38 +376,42 @@ mod tests {
     #[test]
     fn specs_round_trip() {
         let cases = [
-            ("none", Fault::None),
+            ("none", Attack::None),
             (
                 "node=3",
-                Fault::Node {
+                Attack::Node {
                     node: 3,
                     lie_from: None,
                 },
             ),
             (
                 "step=2:1000",
-                Fault::Node {
+                Attack::Node {
                     node: 2,
                     lie_from: Some(1000),
                 },
             ),
-            ("output", Fault::Output),
-            ("trace=1", Fault::Trace { node: 1 }),
-            ("header=7", Fault::Header { node: 7 }),
-            ("steps=4:+7", Fault::StepCount { node: 4, delta: 7 }),
-            ("steps=4:-7", Fault::StepCount { node: 4, delta: -7 }),
-            ("boundary=0", Fault::Boundary { node: 0 }),
-            ("challenger", Fault::Challenger { node: None }),
-            ("challenger=2", Fault::Challenger { node: Some(2) }),
-            ("challenger-random=9", Fault::ChallengerRandom { seed: 9 }),
-            ("challenger-stall=4", Fault::ChallengerStalls { after: 4 }),
+            ("output", Attack::Output),
+            ("trace=1", Attack::Trace { node: 1 }),
+            ("header=7", Attack::Header { node: 7 }),
+            ("steps=4:+7", Attack::StepCount { node: 4, delta: 7 }),
+            ("steps=4:-7", Attack::StepCount { node: 4, delta: -7 }),
+            ("boundary=0", Attack::Boundary { node: 0 }),
+            ("challenger", Attack::Challenger { node: None }),
+            ("challenger=2", Attack::Challenger { node: Some(2) }),
+            ("challenger-random=9", Attack::ChallengerRandom { seed: 9 }),
+            ("challenger-stall=4", Attack::ChallengerStalls { after: 4 }),
         ];
         for (spec, fault) in cases {
-            assert_eq!(spec.parse::<Fault>().unwrap(), fault, "{spec}");
-            assert_eq!(fault.to_string().parse::<Fault>().unwrap(), fault, "{spec}");
+            assert_eq!(spec.parse::<Attack>().unwrap(), fault, "{spec}");
+            assert_eq!(
+                fault.to_string().parse::<Attack>().unwrap(),
+                fault,
+                "{spec}"
+            );
         }
         assert_eq!(
-            "steps=4:7".parse::<Fault>().unwrap().to_string(),
+            "steps=4:7".parse::<Attack>().unwrap().to_string(),
             "steps=4:+7"
         );
         for bad in [
@@ -407,7 +424,7 @@ mod tests {
             "output=2",
             "flip",
         ] {
-            let err = bad.parse::<Fault>().unwrap_err().to_string();
+            let err = bad.parse::<Attack>().unwrap_err().to_string();
             assert!(err.contains(&format!("`{bad}`")), "{bad}: {err}");
         }
     }

@@ -67,6 +67,38 @@ impl ResultStatus {
     }
 }
 
+/// A request as the contract stores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestInfo {
+    /// The model's commitment.
+    pub model: B256,
+    /// The input's tensor commitment.
+    pub input: B256,
+    /// Who asked.
+    pub requester: Address,
+    /// Its live (pending or final) result, 0 when none.
+    pub result: u64,
+    /// The block of its `Requested` log, which carries the input data.
+    pub block: u64,
+}
+
+/// A result as the contract stores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResultInfo {
+    /// The request it answers.
+    pub request: u64,
+    /// Who posted it.
+    pub submitter: Address,
+    /// Pending, final or rejected.
+    pub status: ResultStatus,
+    /// End of its challenge window (a timestamp).
+    pub deadline: u64,
+    /// The output commitment.
+    pub output: B256,
+    /// The phase-2 trace root.
+    pub trace_root: B256,
+}
+
 /// A game as read from the chain: what a party needs to choose its move.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GameView {
@@ -446,8 +478,8 @@ impl GameClient {
                     inputPaths: b256s(&e.input_paths),
                     output: b256(&e.output),
                     outputPath: b256s(&e.output_path),
-                    finalState: Bytes::copy_from_slice(&o.final_claim.state),
-                    accumulator: Bytes::copy_from_slice(&o.final_claim.accumulator),
+                    finalState: Bytes::copy_from_slice(&o.final_claim.state.encode()),
+                    accumulator: Bytes::from(o.final_claim.accumulator.encode()),
                     outputHeader: Bytes::copy_from_slice(&o.final_claim.header),
                 };
                 let value = self.defence_value(game).await?;
@@ -488,13 +520,174 @@ impl GameClient {
 
     /// The status of result `id`.
     pub async fn result_status(&self, id: u64) -> Result<ResultStatus, ClientError> {
-        let stored = self
+        Ok(self.result_info(id).await?.status)
+    }
+
+    /// Request `id` as stored.
+    pub async fn request_info(&self, id: u64) -> Result<RequestInfo, ClientError> {
+        let r = self
+            .contract
+            .request(id)
+            .call()
+            .await
+            .map_err(|e| ClientError::from_call("read request", e))?;
+        Ok(RequestInfo {
+            model: r.model,
+            input: r.input,
+            requester: r.requester,
+            result: r.result,
+            block: u64::from(r.blockNumber),
+        })
+    }
+
+    /// Result `id` as stored.
+    pub async fn result_info(&self, id: u64) -> Result<ResultInfo, ClientError> {
+        let r = self
             .contract
             .result(id)
             .call()
             .await
             .map_err(|e| ClientError::from_call("read result", e))?;
-        Ok(ResultStatus::from_code(stored.status))
+        Ok(ResultInfo {
+            request: r.request,
+            submitter: r.submitter,
+            status: ResultStatus::from_code(r.status),
+            deadline: r.deadline,
+            output: r.output,
+            trace_root: r.traceRoot,
+        })
+    }
+
+    /// The input data of request `id`, from its `Requested` log (in the block the request
+    /// records); `None` when that block has no such log.
+    pub async fn request_data(&self, id: u64) -> Result<Option<Bytes>, ClientError> {
+        let block = self.request_info(id).await?.block;
+        let logs = self
+            .contract
+            .Requested_filter()
+            .topic1(U256::from(id))
+            .from_block(block)
+            .to_block(block)
+            .query()
+            .await
+            .map_err(|e| ClientError::from_call("read Requested logs", e))?;
+        Ok(logs.into_iter().last().map(|(event, _)| event.data))
+    }
+
+    /// The contract's result bond.
+    pub async fn result_bond(&self) -> Result<U256, ClientError> {
+        self.contract
+            .resultBond()
+            .call()
+            .await
+            .map_err(|e| ClientError::from_call("read result bond", e))
+    }
+
+    /// Wei credited to `account` and not yet withdrawn.
+    pub async fn credit(&self, account: Address) -> Result<U256, ClientError> {
+        self.contract
+            .credit(account)
+            .call()
+            .await
+            .map_err(|e| ClientError::from_call("read credit", e))
+    }
+
+    /// The balance of `account`.
+    pub async fn balance(&self, account: Address) -> Result<U256, ClientError> {
+        self.contract
+            .provider()
+            .get_balance(account)
+            .await
+            .map_err(|e| ClientError::Chain {
+                what: "read balance",
+                source: Box::new(e.into()),
+            })
+    }
+
+    /// The chain's latest block number.
+    pub async fn block_number(&self) -> Result<u64, ClientError> {
+        self.contract
+            .provider()
+            .get_block_number()
+            .await
+            .map_err(|e| ClientError::Chain {
+                what: "read block number",
+                source: Box::new(e.into()),
+            })
+    }
+
+    /// The `Requested` logs of blocks `from..=to`.
+    pub async fn requests_between(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<DisputeGame::Requested>, ClientError> {
+        let logs = self
+            .contract
+            .Requested_filter()
+            .from_block(from)
+            .to_block(to);
+        Self::events(logs, "read Requested logs").await
+    }
+
+    /// The `ResultPosted` logs of blocks `from..=to`.
+    pub async fn results_between(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<DisputeGame::ResultPosted>, ClientError> {
+        let logs = self
+            .contract
+            .ResultPosted_filter()
+            .from_block(from)
+            .to_block(to);
+        Self::events(logs, "read ResultPosted logs").await
+    }
+
+    /// The `ResultRejected` logs of blocks `from..=to`.
+    pub async fn rejections_between(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<DisputeGame::ResultRejected>, ClientError> {
+        let logs = self
+            .contract
+            .ResultRejected_filter()
+            .from_block(from)
+            .to_block(to);
+        Self::events(logs, "read ResultRejected logs").await
+    }
+
+    /// The `GameStarted` logs of blocks `from..=to`, of games opened by `challenger` when given.
+    pub async fn games_between(
+        &self,
+        from: u64,
+        to: u64,
+        challenger: Option<Address>,
+    ) -> Result<Vec<DisputeGame::GameStarted>, ClientError> {
+        let logs = self
+            .contract
+            .GameStarted_filter()
+            .from_block(from)
+            .to_block(to);
+        let logs = match challenger {
+            Some(c) => logs.topic3(c.into_word()),
+            None => logs,
+        };
+        Self::events(logs, "read GameStarted logs").await
+    }
+
+    async fn events<E: alloy::sol_types::SolEvent>(
+        filter: alloy::contract::Event<&DynProvider, E>,
+        what: &'static str,
+    ) -> Result<Vec<E>, ClientError> {
+        Ok(filter
+            .query()
+            .await
+            .map_err(|e| ClientError::from_call(what, e))?
+            .into_iter()
+            .map(|(event, _)| event)
+            .collect())
     }
 
     /// Reads game `id`, with the pending claims from the logs and the chain's time.

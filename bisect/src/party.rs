@@ -1,17 +1,15 @@
-//! The two strategies: what the submitter and the challenger do at each turn, honest or scripted
-//! by a [`Fault`].
+//! The two honest strategies: what the submitter and the challenger do at each turn. They know
+//! nothing of lies: the scripted adversaries of the tests and demonstrations wrap them
+//! ([`crate::adversary`]).
 
+use crate::attack::AttackSpecError;
 use crate::client::{GameView, Side};
 use crate::dissection::{honest_pick, interior_points};
-use crate::fault::{corrupted_view, redeclare, relabelled_view, FaultSpecError, LyingSteps};
 use crate::graph_phase::{GraphPhase, NodeEvidence};
 use crate::phase::{Phase, PhaseError};
 use crate::step_phase::{FinalClaim, StepPhase};
-use crate::Fault;
 use opml_dnn::{Model, Tensor};
-use opml_vm::{keccak256, Hash};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use opml_vm::Hash;
 use std::sync::Arc;
 
 /// Most VM steps a node's kernel may take (a party's default budget for recording one node's run).
@@ -65,66 +63,106 @@ pub enum PartyError {
     /// Its own computation failed.
     #[error(transparent)]
     Phase(#[from] PhaseError),
-    /// Its fault does not fit the model.
+    /// Its scripted attack does not fit the model.
     #[error(transparent)]
-    Fault(#[from] FaultSpecError),
+    Attack(#[from] AttackSpecError),
 }
 
-/// The defender's claims in phase 1: its true VM run, or a lie about it.
-enum StepClaims {
-    Honest(StepPhase),
-    Lying(Box<LyingSteps>),
+/// What a defender does: posts a result and answers every game on it. The honest [`Submitter`]
+/// and the scripted liars of [`crate::adversary`] play through it.
+pub trait DefenderStrategy: Send {
+    /// The output commitment it posts.
+    fn output(&self) -> Hash;
+    /// The trace root it posts.
+    fn trace_root(&self) -> Hash;
+    /// Its view of the run (what a bot caches and resumes from).
+    fn view(&self) -> &GraphPhase;
+    /// Its move in `game`, if it has one now.
+    fn next_move(&mut self, game: &GameView) -> Result<Option<Move>, PartyError>;
+    /// Told that the chain refused its last move. An honest move is never refused (a refusal
+    /// means a bug or a foreign deployment, and the bot looks again); a scripted liar stops.
+    fn refused(&mut self) {}
 }
 
-impl StepClaims {
-    fn phase(&mut self) -> &mut dyn Phase<Terminal = Vec<u8>> {
-        match self {
-            StepClaims::Honest(p) => p,
-            StepClaims::Lying(p) => p.as_mut(),
-        }
+/// What a challenger does: decides which results to dispute and plays each game to its end.
+pub trait ChallengerStrategy: Send {
+    /// Whether it disputes a result with this output and trace root.
+    fn disputes(&self, output: Hash, trace_root: Hash) -> bool;
+    /// Its view of the run.
+    fn view(&self) -> &GraphPhase;
+    /// Its move in `game`, if it has one now.
+    fn next_move(&mut self, game: &GameView) -> Result<Option<Move>, PartyError>;
+    /// Told that the chain refused its last move (see [`DefenderStrategy::refused`]).
+    fn refused(&mut self) {}
+}
+
+impl<T: DefenderStrategy + ?Sized> DefenderStrategy for Box<T> {
+    fn output(&self) -> Hash {
+        (**self).output()
     }
-
-    fn final_claim(&self) -> &FinalClaim {
-        match self {
-            StepClaims::Honest(p) => p.final_claim(),
-            StepClaims::Lying(p) => p.final_claim(),
-        }
+    fn trace_root(&self) -> Hash {
+        (**self).trace_root()
+    }
+    fn view(&self) -> &GraphPhase {
+        (**self).view()
+    }
+    fn next_move(&mut self, game: &GameView) -> Result<Option<Move>, PartyError> {
+        (**self).next_move(game)
+    }
+    fn refused(&mut self) {
+        (**self).refused()
     }
 }
 
-/// The submitter of a result: posts its view's output and trace, and defends every game on it.
+impl<T: ChallengerStrategy + ?Sized> ChallengerStrategy for Box<T> {
+    fn disputes(&self, output: Hash, trace_root: Hash) -> bool {
+        (**self).disputes(output, trace_root)
+    }
+    fn view(&self) -> &GraphPhase {
+        (**self).view()
+    }
+    fn next_move(&mut self, game: &GameView) -> Result<Option<Move>, PartyError> {
+        (**self).next_move(game)
+    }
+    fn refused(&mut self) {
+        (**self).refused()
+    }
+}
+
+/// The defender's claims at the interior points of `game`'s disputed segment, from `states`.
+pub(crate) fn interior_claims<P: Phase + ?Sized>(
+    states: &mut P,
+    game: &GameView,
+) -> Result<Move, PartyError> {
+    Ok(Move::Claims(
+        interior_points(game.lo, game.hi, game.arity)
+            .iter()
+            .map(|p| states.claim(*p))
+            .collect::<Result<_, _>>()?,
+    ))
+}
+
+/// The honest submitter of a result: posts the true run's output and trace root and defends
+/// every game on it with the true claims.
 pub struct Submitter {
     view: GraphPhase,
-    fault: Fault,
-    steps: Option<(u32, StepClaims)>,
+    steps: Option<(u32, StepPhase)>,
     max_node_steps: u64,
-    stalled: bool,
 }
 
 impl Submitter {
-    /// The submitter of `model` on `input`, honest unless `fault` is one of the submitter's.
-    pub fn new(model: Arc<Model>, input: Tensor, fault: Fault) -> Result<Self, PartyError> {
-        fault.node(model.manifest.nodes.len())?;
-        let view = match fault {
-            Fault::Node { node, .. } | Fault::StepCount { node, .. } | Fault::Boundary { node } => {
-                corrupted_view(model, input, node, true)?
-            }
-            Fault::Trace { node } => corrupted_view(model, input, node, false)?,
-            Fault::Header { node } => relabelled_view(model, input, node, redeclare)?,
-            _ => GraphPhase::honest(model, input)?,
-        };
-        Ok(Self::with_view(view, fault))
+    /// The submitter of `model` on `input`.
+    pub fn new(model: Arc<Model>, input: Tensor) -> Result<Self, PartyError> {
+        Ok(Self::with_view(GraphPhase::honest(model, input)?))
     }
 
-    /// The submitter whose view of the run (honest or already corrupted by `fault`) is `view`:
-    /// how a bot resumes from the node outputs it cached.
-    pub fn with_view(view: GraphPhase, fault: Fault) -> Self {
+    /// The submitter whose view of the run is `view`: how a bot resumes from the node outputs it
+    /// cached (and how a scripted liar plays the graph phase of its lie).
+    pub fn with_view(view: GraphPhase) -> Self {
         Self {
             view,
-            fault,
             steps: None,
             max_node_steps: MAX_NODE_STEPS,
-            stalled: false,
         }
     }
 
@@ -135,153 +173,83 @@ impl Submitter {
         self
     }
 
-    /// The output commitment it posts.
-    pub fn output(&self) -> Hash {
-        let output = self.view.output_commitment();
-        if self.fault == Fault::Output {
-            keccak256(&[&output[..], b"opml: a wrong output"].concat())
-        } else {
-            output
-        }
+    /// Its view, to answer from.
+    pub(crate) fn view_mut(&mut self) -> &mut GraphPhase {
+        &mut self.view
     }
 
-    /// The trace root it posts.
-    pub fn trace_root(&self) -> Hash {
+    /// The recorded VM run of `node` (kept for the game's phase 1).
+    fn step_phase(&mut self, node: usize) -> Result<&mut StepPhase, PartyError> {
+        if self.steps.as_ref().map(|s| s.0) != Some(node as u32) {
+            self.steps = Some((
+                node as u32,
+                self.view.step_phase(node, self.max_node_steps)?,
+            ));
+        }
+        Ok(&mut self.steps.as_mut().expect("just set").1)
+    }
+}
+
+impl DefenderStrategy for Submitter {
+    fn output(&self) -> Hash {
+        self.view.output_commitment()
+    }
+
+    fn trace_root(&self) -> Hash {
         self.view.trace_root()
     }
 
-    /// Its view of the run.
-    pub fn view(&self) -> &GraphPhase {
+    fn view(&self) -> &GraphPhase {
         &self.view
     }
 
-    /// Told that the chain refused its last move: a liar has nothing better to offer, so it stops
-    /// moving (and will lose on time).
-    pub fn refused(&mut self) {
-        self.stalled = true;
-    }
-
-    /// Its move in `game`, if it has one now.
-    pub fn next_move(&mut self, game: &GameView) -> Result<Option<Move>, PartyError> {
+    fn next_move(&mut self, game: &GameView) -> Result<Option<Move>, PartyError> {
         if game.is_over() {
             return Ok(None);
         }
         if game.turn != Side::Submitter {
             return Ok(game.turn_expired().then_some(Move::Timeout));
         }
-        if self.stalled {
-            return Ok(None);
-        }
-        let points = interior_points(game.lo, game.hi, game.arity);
         Ok(Some(match game.phase {
-            2 if game.hi - game.lo == 1 => self.open(game.lo as usize)?,
-            2 => Move::Claims(
-                points
-                    .iter()
-                    .map(|p| self.view.claim(*p))
-                    .collect::<Result<_, _>>()?,
-            ),
+            2 if game.hi - game.lo == 1 => {
+                let node = game.lo as usize;
+                let evidence = self.view.terminal(node as u64)?;
+                let final_claim = self.step_phase(node)?.final_claim().clone();
+                Move::OpenNode(Box::new(NodeOpening {
+                    evidence,
+                    final_claim,
+                }))
+            }
+            2 => interior_claims(&mut self.view, game)?,
             1 if game.hi - game.lo > 1 => {
-                let steps = self.step_claims(game.node as usize)?.phase();
-                Move::Claims(
-                    points
-                        .iter()
-                        .map(|p| steps.claim(*p))
-                        .collect::<Result<_, _>>()?,
-                )
+                interior_claims(self.step_phase(game.node as usize)?, game)?
             }
             _ => return Ok(None),
         }))
     }
-
-    fn open(&mut self, node: usize) -> Result<Move, PartyError> {
-        let evidence = self.view.terminal(node as u64)?;
-        let final_claim = self.step_claims(node)?.final_claim().clone();
-        Ok(Move::OpenNode(Box::new(NodeOpening {
-            evidence,
-            final_claim,
-        })))
-    }
-
-    /// Its phase-1 claims for `node`: the true run where that ends on the output it claimed, else
-    /// the lie its fault scripts.
-    fn step_claims(&mut self, node: usize) -> Result<&mut StepClaims, PartyError> {
-        if self.steps.as_ref().map(|s| s.0) != Some(node as u32) {
-            let honest = self.view.step_phase(node, self.max_node_steps)?;
-            let claimed = &self.view.outputs()[node];
-            let inputs = self
-                .view
-                .model()
-                .node_inputs(node, self.view.input(), &self.view.outputs()[..node])
-                .map_err(PhaseError::from)?;
-            let truth = self.view.model().manifest.nodes[node]
-                .op
-                .native(&inputs)
-                .map_err(|e| PhaseError::Kernel {
-                    node,
-                    reason: e.to_string(),
-                })?;
-            let claims = if truth == *claimed || matches!(self.fault, Fault::Boundary { .. }) {
-                StepClaims::Honest(honest)
-            } else {
-                let t = honest.len();
-                let (lie_from, steps) = match self.fault {
-                    Fault::Node {
-                        lie_from: Some(n), ..
-                    } => (n, t),
-                    Fault::StepCount { delta, .. } => {
-                        let steps = t.saturating_add_signed(delta).max(1);
-                        (steps, steps)
-                    }
-                    _ => (t, t),
-                };
-                StepClaims::Lying(Box::new(LyingSteps::new(honest, claimed, lie_from, steps)?))
-            };
-            self.steps = Some((node as u32, claims));
-        }
-        Ok(&mut self.steps.as_mut().expect("just set").1)
-    }
 }
 
-/// A challenger of results: re-executes, disputes what differs from its view, and plays to the end.
+/// The honest challenger of results: re-executes, disputes what differs from the true run, and
+/// plays to the end.
 pub struct Challenger {
     view: GraphPhase,
-    fault: Fault,
     steps: Option<(u32, StepPhase)>,
     max_node_steps: u64,
-    moves: u32,
-    rng: StdRng,
-    stalled: bool,
 }
 
 impl Challenger {
-    /// A challenger of `model` results on `input`, honest unless `fault` is one of the challenger's.
-    pub fn new(model: Arc<Model>, input: Tensor, fault: Fault) -> Result<Self, PartyError> {
-        let nodes = model.manifest.nodes.len();
-        let view = match fault {
-            Fault::Challenger { .. } => {
-                let node = fault.node(nodes)?.expect("a challenger fault names a node");
-                corrupted_view(model, input, node, true)?
-            }
-            _ => GraphPhase::honest(model, input)?,
-        };
-        Ok(Self::with_view(view, fault))
+    /// The challenger of `model` results on `input`.
+    pub fn new(model: Arc<Model>, input: Tensor) -> Result<Self, PartyError> {
+        Ok(Self::with_view(GraphPhase::honest(model, input)?))
     }
 
-    /// The challenger whose view of the run (honest or already corrupted by `fault`) is `view`.
-    pub fn with_view(view: GraphPhase, fault: Fault) -> Self {
-        let seed = match fault {
-            Fault::ChallengerRandom { seed } => seed,
-            _ => 0,
-        };
+    /// The challenger whose view of the run is `view` (a bot's cached run, or a griefer's
+    /// corrupted one).
+    pub fn with_view(view: GraphPhase) -> Self {
         Self {
             view,
-            fault,
             steps: None,
             max_node_steps: MAX_NODE_STEPS,
-            moves: 0,
-            rng: StdRng::seed_from_u64(seed),
-            stalled: false,
         }
     }
 
@@ -292,59 +260,6 @@ impl Challenger {
         self
     }
 
-    /// Its view of the run.
-    pub fn view(&self) -> &GraphPhase {
-        &self.view
-    }
-
-    /// Whether it disputes a result with this output and trace root: whether either differs from
-    /// its own (a scripted challenger disputes whatever it is told to).
-    pub fn disputes(&self, output: Hash, trace_root: Hash) -> bool {
-        matches!(
-            self.fault,
-            Fault::ChallengerRandom { .. } | Fault::ChallengerStalls { .. }
-        ) || output != self.view.output_commitment()
-            || trace_root != self.view.trace_root()
-    }
-
-    /// Told that the chain refused its last move: it has nothing better, so it stops moving.
-    pub fn refused(&mut self) {
-        self.stalled = true;
-    }
-
-    /// Its move in `game`, if it has one now.
-    pub fn next_move(&mut self, game: &GameView) -> Result<Option<Move>, PartyError> {
-        if game.is_over() {
-            return Ok(None);
-        }
-        if game.turn != Side::Challenger {
-            return Ok(game.turn_expired().then_some(Move::Timeout));
-        }
-        if self.stalled
-            || matches!(self.fault, Fault::ChallengerStalls { after } if self.moves >= after)
-        {
-            return Ok(None);
-        }
-        let mv = if game.phase == 1 && game.hi - game.lo == 1 {
-            Move::ProveStep(self.step_phase(game.node as usize)?.terminal(game.lo)?)
-        } else {
-            let Some(claims) = game.pending_claims.clone() else {
-                return Ok(None);
-            };
-            let index = if let Fault::ChallengerRandom { .. } = self.fault {
-                self.rng.gen_range(0..=claims.len() as u64)
-            } else if game.phase == 2 {
-                honest_pick(&mut self.view, game.lo, game.hi, game.arity, &claims)?
-            } else {
-                let steps = self.step_phase(game.node as usize)?;
-                honest_pick(steps, game.lo, game.hi, game.arity, &claims)?
-            };
-            Move::Pick { index, claims }
-        };
-        self.moves += 1;
-        Ok(Some(mv))
-    }
-
     fn step_phase(&mut self, node: usize) -> Result<&mut StepPhase, PartyError> {
         if self.steps.as_ref().map(|s| s.0) != Some(node as u32) {
             self.steps = Some((
@@ -353,5 +268,39 @@ impl Challenger {
             ));
         }
         Ok(&mut self.steps.as_mut().expect("just set").1)
+    }
+}
+
+impl ChallengerStrategy for Challenger {
+    /// Whether the output or the trace root differs from its own run's.
+    fn disputes(&self, output: Hash, trace_root: Hash) -> bool {
+        output != self.view.output_commitment() || trace_root != self.view.trace_root()
+    }
+
+    fn view(&self) -> &GraphPhase {
+        &self.view
+    }
+
+    fn next_move(&mut self, game: &GameView) -> Result<Option<Move>, PartyError> {
+        if game.is_over() {
+            return Ok(None);
+        }
+        if game.turn != Side::Challenger {
+            return Ok(game.turn_expired().then_some(Move::Timeout));
+        }
+        if game.phase == 1 && game.hi - game.lo == 1 {
+            let witness = self.step_phase(game.node as usize)?.terminal(game.lo)?;
+            return Ok(Some(Move::ProveStep(witness)));
+        }
+        let Some(claims) = game.pending_claims.clone() else {
+            return Ok(None);
+        };
+        let index = if game.phase == 2 {
+            honest_pick(&mut self.view, game.lo, game.hi, game.arity, &claims)?
+        } else {
+            let steps = self.step_phase(game.node as usize)?;
+            honest_pick(steps, game.lo, game.hi, game.arity, &claims)?
+        };
+        Ok(Some(Move::Pick { index, claims }))
     }
 }

@@ -1,11 +1,12 @@
 //! A whole dispute between an honest party and a faulty one, played through a chain: deploy,
 //! register, request, post, challenge, every move to the end, finalize; with a transcript.
 
+use crate::adversary;
 use crate::client::{advance_time, ClientError, GameClient, GameView, ResultStatus, Side};
 use crate::deploy::{Deployment, GameParams};
 use crate::dissection::rounds_bound;
-use crate::party::{Challenger, Move, PartyError, Submitter};
-use crate::Fault;
+use crate::party::{ChallengerStrategy, DefenderStrategy, Move, PartyError};
+use crate::Attack;
 use alloy::primitives::U256;
 use alloy::providers::{DynProvider, Provider};
 use opml_dnn::{Model, Tensor};
@@ -17,7 +18,7 @@ use std::time::Instant;
 #[derive(Debug, Clone)]
 pub struct SimulateOptions {
     /// The faulty party and its fault.
-    pub fault: Fault,
+    pub fault: Attack,
     /// The game's parameters (arity, bonds, window, clock).
     pub params: GameParams,
     /// Where the model's files are, as registered.
@@ -178,7 +179,7 @@ pub(crate) fn describe(mv: &Move, view: Option<&GameView>) -> String {
             "node {}: output {} after {} VM steps",
             o.evidence.node,
             short(&o.evidence.output),
-            o.final_claim.state().step
+            o.final_claim.state.step
         ),
         Move::ProveStep(w) => format!(
             "step {} ({} bytes of witness)",
@@ -216,8 +217,8 @@ pub async fn simulate(
         .request(commitment, &header, &input.to_le_bytes())
         .await?;
 
-    let mut submitter = Submitter::new(model.clone(), input.clone(), options.fault)?;
-    let mut challenger = Challenger::new(model.clone(), input, options.fault)?;
+    let mut submitter = adversary::defender(model.clone(), input.clone(), options.fault)?;
+    let mut challenger = adversary::challenger(model.clone(), input, options.fault)?;
     let mut moves = Vec::new();
     let mut record = |m: MoveRecord| moves.push(m);
 
@@ -261,8 +262,8 @@ pub async fn simulate(
         let played = play_game(
             &accounts.deployer,
             game,
-            (&defender, &mut submitter),
-            (&attacker, &mut challenger),
+            (&defender, submitter.as_mut()),
+            (&attacker, challenger.as_mut()),
             &mut record,
         )
         .await?;
@@ -397,8 +398,8 @@ pub struct PlayedGame {
 pub async fn play_game(
     time: &DynProvider,
     game: u64,
-    defender: (&GameClient, &mut Submitter),
-    attacker: (&GameClient, &mut Challenger),
+    defender: (&GameClient, &mut dyn DefenderStrategy),
+    attacker: (&GameClient, &mut dyn ChallengerStrategy),
     record: &mut impl FnMut(MoveRecord),
 ) -> Result<PlayedGame, SimulateError> {
     let (defender, submitter) = defender;

@@ -1,6 +1,7 @@
 //! Phase 1: the VM steps of one node's kernel run.
 
 use crate::phase::{Phase, PhaseError};
+use opml_vm::witness::AccumulatorSnapshot;
 use opml_vm::{Checkpoints, Hash, Machine, RunOutcome, VmState};
 
 /// Steps between checkpoints: a claim costs at most this many steps from the nearest snapshot.
@@ -15,27 +16,23 @@ pub struct StepPhase {
     final_claim: FinalClaim,
 }
 
-/// The final VM state a defender shows when it opens phase 1: the state (237 bytes), its output
-/// accumulator (868 bytes) and the output tensor's header, from which the chain recomputes `O_i`.
+/// The final VM state a defender shows when it opens phase 1: the state, its output accumulator
+/// and the output tensor's header, from which the chain recomputes `O_i`. Encoded (237, 868 and
+/// the header's bytes) only when sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FinalClaim {
-    /// The state encoding (protocol section 2).
-    pub state: Vec<u8>,
-    /// The accumulator's preimage `count ‖ frontier`.
-    pub accumulator: Vec<u8>,
-    /// The output tensor's header.
+    /// The state (protocol section 2).
+    pub state: VmState,
+    /// The accumulator's preimage, whose hash is the state's `output_acc`.
+    pub accumulator: AccumulatorSnapshot,
+    /// The output tensor's header (protocol section 1.3), as its bytes.
     pub header: Vec<u8>,
 }
 
 impl FinalClaim {
-    /// The claimed state.
-    pub fn state(&self) -> VmState {
-        VmState::decode(&self.state).expect("built from a VmState")
-    }
-
     /// The claimed final state hash.
     pub fn state_hash(&self) -> Hash {
-        opml_vm::keccak256(&self.state)
+        opml_vm::keccak256(&self.state.encode())
     }
 }
 
@@ -61,8 +58,8 @@ impl StepPhase {
             checkpoints,
             steps: state.step,
             final_claim: FinalClaim {
-                state: state.encode().to_vec(),
-                accumulator: last.output().snapshot().encode(),
+                state,
+                accumulator: last.output().snapshot(),
                 header,
             },
         })

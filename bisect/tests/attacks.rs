@@ -12,7 +12,8 @@ mod support;
 
 use alloy::primitives::U256;
 use opml_bisect::{
-    advance_time, Challenger, Fault, GameClient, Move, ResultStatus, Side, Submitter,
+    advance_time, adversary, Attack, ChallengerStrategy, DefenderStrategy, GameClient, Move,
+    ResultStatus, Side,
 };
 use opml_contracts::dev_signer;
 use rand::rngs::StdRng;
@@ -36,11 +37,11 @@ async fn burnt(t: &Table) -> U256 {
 /// One game of the attack and the strategies that play it.
 struct Play {
     id: u64,
-    defender: Submitter,
+    defender: Box<dyn DefenderStrategy>,
     /// The defender stops moving in this game after this many moves (a stalling liar).
     defender_stops_after: Option<u32>,
     defender_moves: u32,
-    challenger: Challenger,
+    challenger: Box<dyn ChallengerStrategy>,
     challenger_client: GameClient,
     /// The dev account of the challenger.
     challenger_account: u32,
@@ -101,13 +102,13 @@ async fn play_all(t: &Table, games: &mut [Play]) {
 }
 
 /// A new request for the table's model and input, and the defender `fault` posting its result.
-async fn post(t: &Table, fault: Fault) -> (u64, Submitter) {
+async fn post(t: &Table, fault: Attack) -> (u64, Box<dyn DefenderStrategy>) {
     let (_, request) = t
         .requester
         .request(t.commitment, &t.header, &t.input.to_le_bytes())
         .await
         .unwrap();
-    let defender = Submitter::new(t.model.clone(), t.input.clone(), fault).unwrap();
+    let defender = adversary::defender(t.model.clone(), t.input.clone(), fault).unwrap();
     let (_, result) = t
         .submitter
         .submit_result(
@@ -132,16 +133,16 @@ async fn open_game(
     t: &Table,
     result: u64,
     i: usize,
-    fault: Fault,
-    defender_fault: Fault,
+    fault: Attack,
+    defender_fault: Attack,
     stops_after: Option<u32>,
 ) -> Play {
     Play {
         id: t.challenge(i, result).await,
-        defender: Submitter::new(t.model.clone(), t.input.clone(), defender_fault).unwrap(),
+        defender: adversary::defender(t.model.clone(), t.input.clone(), defender_fault).unwrap(),
         defender_stops_after: stops_after,
         defender_moves: 0,
-        challenger: Challenger::new(t.model.clone(), t.input.clone(), fault).unwrap(),
+        challenger: adversary::challenger(t.model.clone(), t.input.clone(), fault).unwrap(),
         challenger_client: t.challengers[i].clone(),
         challenger_account: challenger_account(i),
     }
@@ -149,7 +150,7 @@ async fn open_game(
 
 #[tokio::test]
 async fn a_liar_with_challengers_of_its_own_still_loses_its_result_bond() {
-    let lie = Fault::Node {
+    let lie = Attack::Node {
         node: 2,
         lie_from: None,
     };
@@ -163,11 +164,11 @@ async fn a_liar_with_challengers_of_its_own_still_loses_its_result_bond() {
         // Two challengers of the liar's own (dev 2 and 3) challenge before the honest one (dev 4);
         // in the liar's own games the liar plays its lie out and loses, as fast as it can.
         let mut own = vec![
-            open_game(&t, result, 0, Fault::None, lie, None).await,
-            open_game(&t, result, 1, Fault::None, lie, None).await,
+            open_game(&t, result, 0, Attack::None, lie, None).await,
+            open_game(&t, result, 1, Attack::None, lie, None).await,
         ];
         let mut honest =
-            vec![open_game(&t, result, 2, Fault::None, lie, Some(u32::from(answers))).await];
+            vec![open_game(&t, result, 2, Attack::None, lie, Some(u32::from(answers))).await];
         if own_first {
             play_all(&t, &mut own).await;
             play_all(&t, &mut honest).await;
@@ -207,10 +208,11 @@ async fn a_forged_output_header_cannot_be_opened() {
     // The arg-max's int32[1] re-declared as int8[4] over the same data root (the posted output),
     // and an intermediate node's output re-declared in the trace alone (the true output).
     for node in [last, 3] {
-        let fault = Fault::Header { node };
+        let fault = Attack::Header { node };
         let (result, mut liar) = post(&t, fault).await;
         let game = t.challenge(0, result).await;
-        let mut honest = Challenger::new(t.model.clone(), t.input.clone(), Fault::None).unwrap();
+        let mut honest =
+            adversary::challenger(t.model.clone(), t.input.clone(), Attack::None).unwrap();
         let view = play_until(&t, game, &t.challengers[0], &mut liar, &mut honest, |v| {
             v.phase == 2 && v.hi - v.lo == 1
         })
@@ -243,16 +245,16 @@ async fn a_forged_output_header_cannot_be_opened() {
 async fn griefers_of_a_true_result_lose_their_bonds() {
     let t = table().await;
     let p = t.params;
-    let (result, _) = post(&t, Fault::None).await;
+    let (result, _) = post(&t, Attack::None).await;
     let griefers = [
-        Fault::Challenger { node: Some(1) },
-        Fault::ChallengerRandom { seed: 3 },
-        Fault::ChallengerStalls { after: 2 },
-        Fault::Challenger { node: None },
+        Attack::Challenger { node: Some(1) },
+        Attack::ChallengerRandom { seed: 3 },
+        Attack::ChallengerStalls { after: 2 },
+        Attack::Challenger { node: None },
     ];
     let mut games = Vec::new();
     for (i, fault) in griefers.into_iter().enumerate() {
-        games.push(open_game(&t, result, i, fault, Fault::None, None).await);
+        games.push(open_game(&t, result, i, fault, Attack::None, None).await);
     }
     play_all(&t, &mut games).await;
     for g in &games {
@@ -274,36 +276,36 @@ async fn griefers_of_a_true_result_lose_their_bonds() {
 }
 
 /// A liar's fault for node count `nodes`, at random.
-fn random_lie(rng: &mut StdRng, nodes: usize) -> Fault {
+fn random_lie(rng: &mut StdRng, nodes: usize) -> Attack {
     let node = rng.gen_range(0..nodes);
     match rng.gen_range(0..7) {
-        0 => Fault::Node {
+        0 => Attack::Node {
             node,
             lie_from: None,
         },
-        1 => Fault::Node {
+        1 => Attack::Node {
             node,
             lie_from: Some(rng.gen_range(0..2000)),
         },
-        2 => Fault::Output,
-        3 => Fault::Trace { node },
-        4 => Fault::Header { node },
-        5 => Fault::StepCount {
+        2 => Attack::Output,
+        3 => Attack::Trace { node },
+        4 => Attack::Header { node },
+        5 => Attack::StepCount {
             node,
             delta: if rng.gen() { 5 } else { -3 },
         },
-        _ => Fault::Boundary { node },
+        _ => Attack::Boundary { node },
     }
 }
 
 /// A challenger that does not play to win (a liar's own challenger trying to lose, or a griefer).
-fn random_throw(rng: &mut StdRng, nodes: usize) -> Fault {
+fn random_throw(rng: &mut StdRng, nodes: usize) -> Attack {
     match rng.gen_range(0..3) {
-        0 => Fault::Challenger {
+        0 => Attack::Challenger {
             node: Some(rng.gen_range(0..nodes)),
         },
-        1 => Fault::ChallengerRandom { seed: rng.gen() },
-        _ => Fault::ChallengerStalls {
+        1 => Attack::ChallengerRandom { seed: rng.gen() },
+        _ => Attack::ChallengerStalls {
             after: rng.gen_range(0..6),
         },
     }
@@ -337,7 +339,7 @@ async fn a_random_adversary_never_beats_the_honest_side() {
             let mut games = Vec::new();
             for i in 0..own {
                 let fault = if rng.gen() {
-                    Fault::None
+                    Attack::None
                 } else {
                     random_throw(&mut rng, nodes)
                 };
@@ -345,7 +347,7 @@ async fn a_random_adversary_never_beats_the_honest_side() {
                 games.push(open_game(&t, result, i, fault, lie, stop).await);
             }
             let stop = rng.gen_bool(0.5).then(|| rng.gen_range(0..4));
-            games.push(open_game(&t, result, 2, Fault::None, lie, stop).await);
+            games.push(open_game(&t, result, 2, Attack::None, lie, stop).await);
             let case = format!("{case}: lie {lie}, {own} own challengers, honest stops {stop:?}");
             play_all(&t, &mut games).await;
             games_played += games.len() as u64;
@@ -378,12 +380,12 @@ async fn a_random_adversary_never_beats_the_honest_side() {
             assert_eq!(burnt(&t).await - burnt_before, p.result_bond, "{case}");
         } else {
             // A true result and 1-3 griefers.
-            let (result, _) = post(&t, Fault::None).await;
+            let (result, _) = post(&t, Attack::None).await;
             let count = rng.gen_range(1..=3);
             let mut games = Vec::new();
             for i in 0..count {
                 let fault = random_throw(&mut rng, nodes);
-                games.push(open_game(&t, result, i, fault, Fault::None, None).await);
+                games.push(open_game(&t, result, i, fault, Attack::None, None).await);
             }
             let case = format!("{case}: true result, {count} griefers");
             play_all(&t, &mut games).await;

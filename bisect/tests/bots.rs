@@ -13,7 +13,7 @@
 use alloy::primitives::U256;
 use opml_bisect::bot::{BotEvent, Endpoint};
 use opml_bisect::{
-    Bot, BotConfig, BotError, Deployment, Fault, GameClient, GameParams, ResultStatus, Side,
+    Attack, Bot, BotConfig, BotError, Deployment, GameClient, GameParams, ResultStatus, Side,
 };
 use opml_contracts::{dev_signer, EmbeddedChain};
 use opml_dnn::mnist::{quantize_image, read_pgm};
@@ -54,7 +54,7 @@ impl Setup {
         }
     }
 
-    fn config(&self, account: u32, db: &str, fault: Fault) -> BotConfig {
+    fn config(&self, account: u32, db: &str) -> BotConfig {
         BotConfig {
             rpc: Endpoint::Embedded,
             signer: dev_signer(account),
@@ -68,7 +68,6 @@ impl Setup {
             serve: Vec::new(),
             from_block: 0,
             max_node_steps: opml_bisect::MAX_NODE_STEPS,
-            fault,
         }
     }
 
@@ -77,16 +76,17 @@ impl Setup {
         role: Side,
         account: u32,
         db: &str,
-        fault: Fault,
+        attack: Attack,
     ) -> (Bot, UnboundedReceiver<BotEvent>) {
         let (tx, rx) = unbounded_channel();
         let bot = Bot::start(
             role,
-            self.config(account, db, fault),
+            self.config(account, db),
             self.chain.provider(dev_signer(account)),
         )
         .await
         .unwrap()
+        .with_attack(attack)
         .with_events(tx);
         (bot, rx)
     }
@@ -144,7 +144,7 @@ async fn a_challenger_stopped_mid_game_resumes_from_its_database_and_wins() {
     setup.request().await;
 
     let (challenger, mut events) = setup
-        .bot(Side::Challenger, 2, "challenger.redb", Fault::None)
+        .bot(Side::Challenger, 2, "challenger.redb", Attack::None)
         .await;
     // Well into phase 1 of the 4.1M-step conv node: the challenge and about ten picks.
     let before = tokio::select! {
@@ -152,7 +152,7 @@ async fn a_challenger_stopped_mid_game_resumes_from_its_database_and_wins() {
         seen = run_until(challenger, &mut events, 11) => seen,
     };
     let (challenger, mut events) = setup
-        .bot(Side::Challenger, 2, "challenger.redb", Fault::None)
+        .bot(Side::Challenger, 2, "challenger.redb", Attack::None)
         .await;
     let client = GameClient::new(setup.deployment.game, setup.chain.provider(dev_signer(0)))
         .await
@@ -210,14 +210,14 @@ async fn a_challenger_stopped_mid_game_resumes_from_its_database_and_wins() {
 async fn a_bot_refuses_another_bots_database_and_a_larger_bond() {
     let setup = Setup::new("refusals").await;
     let (bot, _) = setup
-        .bot(Side::Submitter, 1, "submitter.redb", Fault::None)
+        .bot(Side::Submitter, 1, "submitter.redb", Attack::None)
         .await;
     drop(bot);
     let provider = setup.chain.provider(dev_signer(2));
     // Another role on the same file.
     let err = Bot::start(
         Side::Challenger,
-        setup.config(2, "submitter.redb", Fault::None),
+        setup.config(2, "submitter.redb"),
         provider.clone(),
     )
     .await
@@ -225,21 +225,24 @@ async fn a_bot_refuses_another_bots_database_and_a_larger_bond() {
     .expect("another bot's database opened");
     assert!(matches!(err, BotError::Store(_)), "{err}");
     // A bond limit below the contract's challenge bond (0.5 ether).
-    let mut config = setup.config(2, "challenger.redb", Fault::None);
+    let mut config = setup.config(2, "challenger.redb");
     config.bond = U256::from(10u128.pow(17));
     let err = Bot::start(Side::Challenger, config, provider.clone())
         .await
         .err()
         .expect("started");
-    assert!(matches!(err, BotError::Config(_)), "{err}");
+    assert!(matches!(err, BotError::BondTooLarge { .. }), "{err}");
     // An arity the contract does not play.
-    let mut config = setup.config(2, "challenger.redb", Fault::None);
+    let mut config = setup.config(2, "challenger.redb");
     config.arity = Some(4);
     let err = Bot::start(Side::Challenger, config, provider)
         .await
         .err()
         .expect("started");
-    assert!(matches!(err, BotError::Config(_)), "{err}");
+    assert!(
+        matches!(err, BotError::ArityMismatch { config: 4, .. }),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&setup.dir);
 }
 
@@ -254,7 +257,7 @@ async fn a_submitter_whose_cached_run_changed_stops_instead_of_contradicting_its
         tokio::pin!(liar);
         let request = setup.request().await;
         let (challenger, mut events) = setup
-            .bot(Side::Challenger, 2, "challenger.redb", Fault::None)
+            .bot(Side::Challenger, 2, "challenger.redb", Attack::None)
             .await;
         // The result posted and challenged: the challenge is the challenger's first event.
         tokio::select! {
@@ -277,7 +280,9 @@ async fn a_submitter_whose_cached_run_changed_stops_instead_of_contradicting_its
     liar.store().put_view(request, &tensors).unwrap();
     let mut liar = liar;
     match liar.tick().await {
-        Err(BotError::Config(reason)) => assert!(reason.contains("no longer"), "{reason}"),
+        Err(e @ BotError::RunChanged { what: "posted", .. }) => {
+            assert!(e.to_string().contains("no longer"), "{e}")
+        }
         other => panic!("played on with a changed run: {other:?}"),
     }
     let _ = std::fs::remove_dir_all(&setup.dir);
@@ -298,7 +303,7 @@ impl Setup {
         db: &str,
         reserve: Option<U256>,
     ) -> Bot {
-        let mut config = self.config(0, db, Fault::None);
+        let mut config = self.config(0, db);
         config.signer = key.clone();
         config.reserve = reserve;
         Bot::start(role, config, self.chain.provider(key))
@@ -461,10 +466,10 @@ async fn an_honest_submitter_answers_again_a_request_whose_result_was_rejected()
         .bot(Side::Submitter, 3, "liar.redb", "node=2".parse().unwrap())
         .await;
     let (mut honest, _) = setup
-        .bot(Side::Submitter, 1, "honest.redb", Fault::None)
+        .bot(Side::Submitter, 1, "honest.redb", Attack::None)
         .await;
     let (mut challenger, _) = setup
-        .bot(Side::Challenger, 2, "challenger.redb", Fault::None)
+        .bot(Side::Challenger, 2, "challenger.redb", Attack::None)
         .await;
     let request = setup.request().await;
     let client = setup.client().await;
@@ -494,7 +499,7 @@ async fn a_game_the_bot_cannot_compute_leaves_its_other_games_running() {
     let (mut small, _) = setup
         .bot(Side::Submitter, 4, "small.redb", "node=6".parse().unwrap())
         .await;
-    let mut config = setup.config(2, "challenger.redb", Fault::None);
+    let mut config = setup.config(2, "challenger.redb");
     config.max_node_steps = 100_000;
     let mut challenger = Bot::start(
         Side::Challenger,
@@ -585,7 +590,7 @@ async fn a_bot_refuses_a_look_alike_deployment() {
         ("not a game", d.step, "DisputeGame"),
     ];
     for (case, address, says) in cases {
-        let mut config = setup.config(2, &format!("{}.redb", says.replace(' ', "-")), Fault::None);
+        let mut config = setup.config(2, &format!("{}.redb", says.replace(' ', "-")));
         config.game = address;
         let err = Bot::start(
             Side::Challenger,
@@ -596,7 +601,7 @@ async fn a_bot_refuses_a_look_alike_deployment() {
         .err()
         .unwrap_or_else(|| panic!("{case}: started"));
         assert!(
-            matches!(&err, BotError::Config(m) if m.contains(says)),
+            matches!(&err, BotError::ForeignDeployment { reason, .. } if reason.contains(says)),
             "{case}: {err}"
         );
     }

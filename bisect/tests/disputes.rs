@@ -5,7 +5,7 @@
 
 use alloy::primitives::U256;
 use opml_bisect::simulate::Accounts;
-use opml_bisect::{simulate, Fault, GameParams, Side, SimulateOptions};
+use opml_bisect::{simulate, Attack, GameParams, Side, SimulateOptions};
 use opml_contracts::{dev_signer, EmbeddedChain};
 use opml_dnn::mnist::{quantize_image, read_pgm};
 use opml_dnn::Model;
@@ -48,7 +48,7 @@ async fn the_honest_party_wins_every_scripted_dispute() {
     .collect();
     for arity in [2u64, 5] {
         for (spec, refusal) in &cases {
-            let fault: Fault = spec.parse().unwrap();
+            let fault: Attack = spec.parse().unwrap();
             let chain = EmbeddedChain::default();
             let accounts = Accounts {
                 deployer: chain.provider(dev_signer(0)),
@@ -86,7 +86,7 @@ async fn the_honest_party_wins_every_scripted_dispute() {
             let b = t.bonds;
             assert_eq!(b.balance, b.locked + b.owed, "{case}");
             assert_eq!(b.locked, U256::ZERO, "{case}");
-            let disputed = fault != Fault::None;
+            let disputed = fault != Attack::None;
             let game = if disputed {
                 b.challenge_bond * U256::from(2)
             } else {
@@ -105,7 +105,7 @@ async fn the_honest_party_wins_every_scripted_dispute() {
                 assert!(t.moves.iter().any(|m| m.action == "challenge"), "{case}");
             }
             // A liar whose VM claims the game reached: it got to phase 1 and ended in one step.
-            if matches!(fault, Fault::Node { .. } | Fault::StepCount { .. }) {
+            if matches!(fault, Attack::Node { .. } | Attack::StepCount { .. }) {
                 assert!(t.disputed_node.is_some(), "{case}");
                 let last_move = t
                     .moves
@@ -116,7 +116,7 @@ async fn the_honest_party_wins_every_scripted_dispute() {
                 assert_eq!(last_move.action, "prove-step", "{case}");
                 assert_eq!(last_move.party, Side::Challenger, "{case}");
             }
-            if let Fault::StepCount { node, .. } = fault {
+            if let Attack::StepCount { node, .. } = fault {
                 assert_eq!(t.disputed_node, Some(node as u32), "{case}");
             }
         }

@@ -6,7 +6,9 @@ mod support;
 
 use alloy::primitives::{B256, U256};
 use alloy::providers::Provider;
-use opml_bisect::{advance_time, Challenger, Fault, Move, ResultStatus, Side, Submitter};
+use opml_bisect::{
+    advance_time, adversary, Attack, ChallengerStrategy, DefenderStrategy, Move, ResultStatus, Side,
+};
 use opml_contracts::bindings::DisputeGame::DisputeGameErrors;
 use opml_contracts::dev_signer;
 use support::{play_until, refused, table};
@@ -34,7 +36,7 @@ async fn requests_results_and_challenges_check_their_inputs() {
     for (error, model, header, bytes) in cases {
         refused(t.requester.request(model, &header, &bytes).await, error);
     }
-    let honest = Submitter::new(t.model.clone(), t.input.clone(), Fault::None).unwrap();
+    let honest = adversary::defender(t.model.clone(), t.input.clone(), Attack::None).unwrap();
     let bond = t.params.result_bond;
     refused(
         t.submitter
@@ -96,16 +98,16 @@ async fn requests_results_and_challenges_check_their_inputs() {
 #[tokio::test]
 async fn every_move_checks_mover_turn_segment_claims_and_clock() {
     let t = table().await;
-    let mut liar = Submitter::new(
+    let mut liar = adversary::defender(
         t.model.clone(),
         t.input.clone(),
-        Fault::Node {
+        Attack::Node {
             node: 2,
             lie_from: None,
         },
     )
     .unwrap();
-    let mut honest = Challenger::new(t.model.clone(), t.input.clone(), Fault::None).unwrap();
+    let mut honest = adversary::challenger(t.model.clone(), t.input.clone(), Attack::None).unwrap();
     let result = t.post(&liar).await;
     let game = t.challenge(0, result).await;
     let ch = &t.challengers[0];
@@ -230,11 +232,15 @@ async fn every_move_checks_mover_turn_segment_claims_and_clock() {
         ("BadInputProof", |o| {
             o.evidence.input_paths.pop();
         }),
-        ("NotExitedCleanly", |o| o.final_claim.state[168] = 0),
-        ("BadAccumulator", |o| o.final_claim.accumulator[40] ^= 1),
+        ("NotExitedCleanly", |o| {
+            o.final_claim.state.status = opml_vm::Status::Running
+        }),
+        ("BadAccumulator", |o| {
+            o.final_claim.accumulator.frontier[1][4] ^= 1
+        }),
         // The output header is part of the node leaf: another one is another node.
         ("BadNodeProof", |o| o.final_claim.header[7] ^= 1),
-        ("BadStepCount", |o| o.final_claim.state[160..168].fill(0)),
+        ("BadStepCount", |o| o.final_claim.state.step = 0),
     ];
     for (error, change) in tamper {
         let mut bad = opening.clone();
@@ -288,14 +294,15 @@ async fn several_challengers_each_play_their_own_game() {
     let t = table().await;
     // A faulty result, disputed twice: the first game lost rejects it and burns its bond; the
     // other game goes on to its own end.
-    let mut liar = Submitter::new(t.model.clone(), t.input.clone(), Fault::Output).unwrap();
+    let mut liar = adversary::defender(t.model.clone(), t.input.clone(), Attack::Output).unwrap();
     let result = t.post(&liar).await;
     let first = t.challenge(0, result).await;
     let second = t.challenge(1, result).await;
     // Both games reach the last node, which the liar cannot open on a wrong output.
     let mut views = Vec::new();
     for (game, i) in [(second, 1), (first, 0)] {
-        let mut honest = Challenger::new(t.model.clone(), t.input.clone(), Fault::None).unwrap();
+        let mut honest =
+            adversary::challenger(t.model.clone(), t.input.clone(), Attack::None).unwrap();
         let view = play_until(&t, game, &t.challengers[i], &mut liar, &mut honest, |v| {
             v.phase == 2 && v.hi - v.lo == 1
         })
@@ -332,23 +339,24 @@ async fn several_challengers_each_play_their_own_game() {
     assert_eq!(c.burnt().call().await.unwrap(), p.result_bond);
     t.balanced().await;
     // The request is open again, for an honest answer.
-    let honest_submitter = Submitter::new(t.model.clone(), t.input.clone(), Fault::None).unwrap();
+    let honest_submitter =
+        adversary::defender(t.model.clone(), t.input.clone(), Attack::None).unwrap();
     let again = t.post(&honest_submitter).await;
     assert_ne!(again, result);
 
     // An honest result disputed by two wrong challengers: both lose their bonds to the submitter,
     // and the result is final only once both games are over and the window has passed.
     let mut wrong = [
-        Challenger::new(
+        adversary::challenger(
             t.model.clone(),
             t.input.clone(),
-            Fault::Challenger { node: Some(1) },
+            Attack::Challenger { node: Some(1) },
         )
         .unwrap(),
-        Challenger::new(
+        adversary::challenger(
             t.model.clone(),
             t.input.clone(),
-            Fault::Challenger { node: Some(6) },
+            Attack::Challenger { node: Some(6) },
         )
         .unwrap(),
     ];

@@ -1,6 +1,6 @@
 //! A bot's TOML configuration file.
 
-use crate::{Fault, MAX_NODE_STEPS};
+use crate::MAX_NODE_STEPS;
 use alloy::primitives::utils::{parse_units, ParseUnits};
 use alloy::primitives::{Address, U256};
 use alloy::signers::local::PrivateKeySigner;
@@ -68,7 +68,6 @@ struct RawConfig {
     #[serde(default)]
     from_block: u64,
     max_node_steps: Option<u64>,
-    fault: Option<String>,
 }
 
 fn default_poll_ms() -> u64 {
@@ -109,8 +108,6 @@ pub struct BotConfig {
     /// The most VM steps it records of one disputed node (time and memory): a game whose node
     /// needs more is reported and left, the others go on. Default [`MAX_NODE_STEPS`].
     pub max_node_steps: u64,
-    /// A scripted lie, for demonstrations and tests only (`none` for an honest bot).
-    pub fault: Fault,
 }
 
 impl BotConfig {
@@ -173,10 +170,6 @@ impl BotConfig {
         if raw.max_node_steps == Some(0) {
             return Err(field("max_node_steps", "must be positive".into()));
         }
-        let fault = match raw.fault {
-            None => Fault::None,
-            Some(spec) => spec.parse().map_err(|e| field("fault", format!("{e}")))?,
-        };
         let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
         Ok(Self {
             rpc,
@@ -191,7 +184,6 @@ impl BotConfig {
             serve: raw.serve,
             from_block: raw.from_block,
             max_node_steps: raw.max_node_steps.unwrap_or(MAX_NODE_STEPS),
-            fault,
         })
     }
 }
@@ -254,7 +246,7 @@ mod tests {
         assert_eq!(c.db, PathBuf::from("/etc/opml/challenger.redb"));
         assert_eq!(c.bond, U256::from(10u128.pow(18)));
         assert_eq!(c.poll_interval, Duration::from_millis(250));
-        assert_eq!(c.fault, Fault::None);
+        assert_eq!(c.max_node_steps, MAX_NODE_STEPS);
         assert!(matches!(c.rpc, Endpoint::Http(_)));
     }
 
@@ -282,7 +274,7 @@ mod tests {
                 "models = []",
                 "models",
             ),
-            ("arity = 2", r#"fault = "node=x""#, "fault"),
+            ("arity = 2", "max_node_steps = 0", "max_node_steps"),
         ];
         for (from, to, want) in cases {
             let text = GOOD.replace(from, to);
@@ -297,6 +289,8 @@ mod tests {
     fn rejects_unknown_and_missing_fields() {
         for text in [
             format!("{GOOD}\nbonds = \"1 ether\""),
+            // A production bot cannot be configured to lie: `opml adversary` is another command.
+            format!("{GOOD}\nfault = \"node=2\""),
             GOOD.replace(r#"db = "challenger.redb""#, ""),
             GOOD.replace("game = ", "game = 1 #"),
         ] {

@@ -19,12 +19,13 @@ pub use store::{
     GameRecord, Identity, PendingTx, RequestRecord, ResultRecord, Store, StoreError, Verdict,
 };
 
+use crate::adversary::{ScriptedChallenger, ScriptedSubmitter};
+use crate::attack::Attack;
 use crate::client::{ClientError, GameClient, GameView, ResultStatus, Side};
 use crate::graph_phase::GraphPhase;
-use crate::party::{Challenger, Move, PartyError, Submitter};
+use crate::party::{Challenger, ChallengerStrategy, DefenderStrategy, Move, PartyError, Submitter};
 use crate::phase::PhaseError;
 use crate::simulate::{describe, short, MoveRecord};
-use crate::Fault;
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::transports::layers::{RateLimitRetryPolicy, RetryPolicy};
@@ -39,9 +40,61 @@ use tracing::{debug, error, info, warn};
 /// Why a bot cannot start or go on.
 #[derive(Debug, thiserror::Error)]
 pub enum BotError {
-    /// Its configuration does not fit the chain or its files.
-    #[error("{0}")]
-    Config(String),
+    /// The game, or a contract it is wired to, is not this build's (a look-alike deployment, e.g.
+    /// with another Step verifier, would make an honest bot lose every game).
+    #[error("refusing the game at {game}: {reason}")]
+    ForeignDeployment {
+        /// The game's address.
+        game: Address,
+        /// What differs.
+        reason: String,
+    },
+    /// The configuration names another arity than the contract plays.
+    #[error("the config says arity {config}, the contract at {game} plays {contract}")]
+    ArityMismatch {
+        /// The game's address.
+        game: Address,
+        /// The config's arity.
+        config: u64,
+        /// The contract's.
+        contract: u64,
+    },
+    /// A bond of the contract exceeds the most the configuration lets the bot lock.
+    #[error("the contract's {what} bond is {contract} wei, more than the config's `bond` of {config} wei")]
+    BondTooLarge {
+        /// Which bond (`result` or `game`).
+        what: &'static str,
+        /// The contract's bond.
+        contract: U256,
+        /// The config's `bond`.
+        config: U256,
+    },
+    /// A file or folder the bot needs could not be made.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The cached run no longer gives what the bot posted or disputed (its model files changed):
+    /// it stops rather than contradict its own claims.
+    #[error(
+        "game {game}: the run of request {request} is no longer what this bot {what} \
+         (output {output}, trace root {trace_root}): did the model files change?"
+    )]
+    RunChanged {
+        /// The game.
+        game: u64,
+        /// The request.
+        request: u64,
+        /// `posted` or `disputed`.
+        what: &'static str,
+        /// The output on chain.
+        output: B256,
+        /// The trace root on chain.
+        trace_root: B256,
+    },
     /// A model folder could not be loaded.
     #[error("model {path}: {source}")]
     Model {
@@ -65,10 +118,6 @@ impl From<PhaseError> for BotError {
     fn from(e: PhaseError) -> Self {
         Self::Party(e.into())
     }
-}
-
-fn read_error(what: &'static str) -> impl Fn(alloy::contract::Error) -> ClientError {
-    move |e| ClientError::from_call(what, e)
 }
 
 fn transport(what: &'static str) -> impl Fn(alloy::transports::TransportError) -> ClientError {
@@ -164,8 +213,8 @@ pub struct BotEvent {
 
 /// A strategy of either side, as a bot holds it.
 enum Strategy {
-    Submitter(Box<Submitter>),
-    Challenger(Box<Challenger>),
+    Submitter(Box<dyn DefenderStrategy>),
+    Challenger(Box<dyn ChallengerStrategy>),
 }
 
 impl Strategy {
@@ -205,6 +254,8 @@ pub struct Bot {
     broken: HashMap<u64, String>,
     /// Strategies by game, rebuilt from the store after a restart.
     strategies: HashMap<u64, Strategy>,
+    /// A scripted attack, set only by code ([`Bot::with_attack`]): never by a config file.
+    attack: Option<Attack>,
     events: Option<UnboundedSender<BotEvent>>,
 }
 
@@ -243,31 +294,26 @@ impl Bot {
         // honest bot lose every game it plays.
         match crate::Deployment::verify(&provider, config.game).await {
             Err(ClientError::Foreign(reason)) => {
-                return Err(BotError::Config(format!(
-                    "refusing the game at {}: {reason}",
-                    config.game
-                )))
+                return Err(BotError::ForeignDeployment {
+                    game: config.game,
+                    reason,
+                })
             }
             other => other?,
         };
         let probe = GameClient::new(config.game, provider.clone()).await?;
         if let Some(arity) = config.arity {
             if arity != probe.arity() {
-                return Err(BotError::Config(format!(
-                    "the config says arity {arity}, the contract at {} plays {}",
-                    config.game,
-                    probe.arity()
-                )));
+                return Err(BotError::ArityMismatch {
+                    game: config.game,
+                    config: arity,
+                    contract: probe.arity(),
+                });
             }
         }
         let game_bond = probe.challenge_bond();
         let bond = match role {
-            Side::Submitter => probe
-                .contract()
-                .resultBond()
-                .call()
-                .await
-                .map_err(read_error("read bond"))?,
+            Side::Submitter => probe.result_bond().await?,
             Side::Challenger => game_bond,
         };
         // A submitter locks the result bond with each result, and the game bond with its first
@@ -278,10 +324,11 @@ impl Bot {
         };
         for (what, wei) in locks {
             if wei > config.bond {
-                return Err(BotError::Config(format!(
-                    "the contract's {what} bond is {wei} wei, more than the config's `bond` of {} wei",
-                    config.bond
-                )));
+                return Err(BotError::BondTooLarge {
+                    what,
+                    contract: wei,
+                    config: config.bond,
+                });
             }
         }
         let reserve = match role {
@@ -309,11 +356,9 @@ impl Bot {
             account,
         };
         if let Some(dir) = config.db.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                BotError::Config(format!(
-                    "creating the folder of {}: {e}",
-                    config.db.display()
-                ))
+            std::fs::create_dir_all(dir).map_err(|source| BotError::Io {
+                path: dir.to_path_buf(),
+                source,
             })?;
         }
         let store = Arc::new(Store::open(&config.db, &identity)?);
@@ -347,8 +392,42 @@ impl Bot {
             reserve,
             broken: HashMap::new(),
             strategies: HashMap::new(),
+            attack: None,
             events: None,
         })
+    }
+
+    /// Scripts this bot to lie with `attack` (one of its role's): for demonstrations and tests
+    /// (`opml demo`'s faulty submitter, `opml adversary`), never reachable from a config file.
+    pub fn with_attack(mut self, attack: Attack) -> Self {
+        let ours = match self.role {
+            Side::Submitter => attack.is_submitters(),
+            Side::Challenger => attack.is_challengers(),
+        };
+        self.attack = ours.then_some(attack);
+        self
+    }
+
+    /// The defender it plays over `view`: honest, or the scripted liar of its attack.
+    fn defender(&self, view: GraphPhase) -> Box<dyn DefenderStrategy> {
+        let steps = self.config.max_node_steps;
+        match self.attack {
+            Some(attack) => {
+                Box::new(ScriptedSubmitter::with_view(view, attack).with_max_node_steps(steps))
+            }
+            None => Box::new(Submitter::with_view(view).with_max_node_steps(steps)),
+        }
+    }
+
+    /// The challenger it plays over `view`: honest, or the scripted griefer of its attack.
+    fn challenger(&self, view: GraphPhase) -> Box<dyn ChallengerStrategy> {
+        let steps = self.config.max_node_steps;
+        match self.attack {
+            Some(attack) => {
+                Box::new(ScriptedChallenger::with_view(view, attack).with_max_node_steps(steps))
+            }
+            None => Box::new(Challenger::with_view(view).with_max_node_steps(steps)),
+        }
     }
 
     /// Reports every transaction it sends to `events`.
@@ -426,13 +505,7 @@ impl Bot {
     /// bot short of money or of a working node still defends what it has at stake.
     pub async fn tick(&mut self) -> Result<TickReport, BotError> {
         let mut report = TickReport::default();
-        let head = self
-            .client
-            .contract()
-            .provider()
-            .get_block_number()
-            .await
-            .map_err(transport("read block number"))?;
+        let head = self.client.block_number().await?;
         // Nothing of this game is older than its deployment.
         let mut from = self
             .store
@@ -457,13 +530,7 @@ impl Bot {
         }
         self.play_games(&mut report).await?;
         self.settle_results(&mut report).await?;
-        let credit = self
-            .client
-            .contract()
-            .credit(self.account)
-            .call()
-            .await
-            .map_err(read_error("read credit"))?;
+        let credit = self.client.credit(self.account).await?;
         if !credit.is_zero() {
             let t = Instant::now();
             let tx = self.client.withdraw().await?;
@@ -486,13 +553,7 @@ impl Bot {
 
     /// The account's balance.
     async fn balance(&self) -> Result<U256, BotError> {
-        Ok(self
-            .client
-            .contract()
-            .provider()
-            .get_balance(self.account)
-            .await
-            .map_err(transport("read balance"))?)
+        Ok(self.client.balance(self.account).await?)
     }
 
     fn model(&self, commitment: &B256) -> Option<Arc<Model>> {
@@ -506,32 +567,13 @@ impl Bot {
         request: u64,
         model: &Model,
     ) -> Result<Result<Tensor, String>, BotError> {
-        let block = u64::from(
-            self.client
-                .contract()
-                .request(request)
-                .call()
-                .await
-                .map_err(read_error("read request"))?
-                .blockNumber,
-        );
-        let logs = self
-            .client
-            .contract()
-            .Requested_filter()
-            .topic1(U256::from(request))
-            .from_block(block)
-            .to_block(block)
-            .query()
-            .await
-            .map_err(read_error("read Requested logs"))?;
-        let Some((event, _)) = logs.last() else {
+        let Some(data) = self.client.request_data(request).await? else {
             return Ok(Err(format!(
-                "request {request} has no Requested log in block {block}"
+                "request {request} has no Requested log in the block it records"
             )));
         };
         let spec = &model.manifest.input;
-        Ok(Tensor::from_le_bytes(spec.dtype, &spec.shape, &event.data)
+        Ok(Tensor::from_le_bytes(spec.dtype, &spec.shape, &data)
             .map_err(|e| format!("request {request}: the input is not the model's: {e}")))
     }
 
@@ -559,14 +601,19 @@ impl Bot {
                 Err(reason) => return Ok(Err(reason)),
             },
         };
-        let view = match self.role {
-            // A scripted liar's view is its lie.
-            Side::Submitter => Submitter::new(model.clone(), input, self.config.fault)?
-                .view()
-                .clone(),
-            Side::Challenger => Challenger::new(model.clone(), input, self.config.fault)?
-                .view()
-                .clone(),
+        // A scripted adversary's view is its lie.
+        let view = match (self.role, self.attack) {
+            (Side::Submitter, Some(attack)) => {
+                ScriptedSubmitter::new(model.clone(), input, attack)?
+                    .view()
+                    .clone()
+            }
+            (Side::Challenger, Some(attack)) => {
+                ScriptedChallenger::new(model.clone(), input, attack)?
+                    .view()
+                    .clone()
+            }
+            (_, None) => GraphPhase::honest(model.clone(), input)?,
         };
         let mut tensors = vec![view.input()];
         tensors.extend(view.outputs());
@@ -596,32 +643,29 @@ impl Bot {
             };
             // A bot whose model files changed since it posted or challenged would contradict its
             // own earlier claims; it stops instead.
-            let changed = |what: &str| {
-                BotError::Config(format!(
-                    "game {id}: the run of request {} is no longer what this bot {what} \
-                     (output {}, trace root {}): did the model files change?",
-                    record.request, record.output, record.trace_root
-                ))
+            let changed = |what| BotError::RunChanged {
+                game: id,
+                request: record.request,
+                what,
+                output: record.output,
+                trace_root: record.trace_root,
             };
-            let fault = self.config.fault;
             let strategy = match self.role {
                 Side::Submitter => {
-                    let submitter = Submitter::with_view(view, fault)
-                        .with_max_node_steps(self.config.max_node_steps);
+                    let submitter = self.defender(view);
                     if B256::from(submitter.output()) != record.output
                         || B256::from(submitter.trace_root()) != record.trace_root
                     {
                         return Err(changed("posted"));
                     }
-                    Strategy::Submitter(Box::new(submitter))
+                    Strategy::Submitter(submitter)
                 }
                 Side::Challenger => {
-                    let challenger = Challenger::with_view(view, fault)
-                        .with_max_node_steps(self.config.max_node_steps);
+                    let challenger = self.challenger(view);
                     if !challenger.disputes(record.output.0, record.trace_root.0) {
                         return Err(changed("disputed"));
                     }
-                    Strategy::Challenger(Box::new(challenger))
+                    Strategy::Challenger(challenger)
                 }
             };
             self.strategies.insert(id, strategy);
@@ -735,7 +779,7 @@ impl Bot {
                         );
                     }
                     Err(e) if e.is_rejection() => {
-                        if self.config.fault == Fault::None {
+                        if self.attack.is_none() {
                             error!(game = id, "{name} refused, will look again: {e}");
                         } else {
                             warn!(game = id, "scripted {name} refused, stops moving: {e}");
@@ -801,21 +845,8 @@ impl Bot {
     /// Records the games started since `from` that are the bot's: on its results (submitter) or
     /// opened by it (challenger; a challenge whose record a kill prevented).
     async fn scan_games(&mut self, from: u64, to: u64) -> Result<(), BotError> {
-        let filter = self
-            .client
-            .contract()
-            .GameStarted_filter()
-            .from_block(from)
-            .to_block(to);
-        let filter = match self.role {
-            Side::Challenger => filter.topic3(self.account.into_word()),
-            Side::Submitter => filter,
-        };
-        let logs = filter
-            .query()
-            .await
-            .map_err(read_error("read GameStarted logs"))?;
-        for (event, _) in logs {
+        let mine = (self.role == Side::Challenger).then_some(self.account);
+        for event in self.client.games_between(from, to, mine).await? {
             if self.store.game(event.game)?.is_some() {
                 continue;
             }
@@ -849,28 +880,16 @@ impl Bot {
 
     /// Records result `id` as the chain has it, with `verdict`.
     async fn follow_result(&self, id: u64, verdict: Verdict) -> Result<ResultRecord, BotError> {
-        let r = self
-            .client
-            .contract()
-            .result(id)
-            .call()
-            .await
-            .map_err(read_error("read result"))?;
-        let q = self
-            .client
-            .contract()
-            .request(r.request)
-            .call()
-            .await
-            .map_err(read_error("read request"))?;
+        let r = self.client.result_info(id).await?;
+        let q = self.client.request_info(r.request).await?;
         let record = ResultRecord {
             request: r.request,
             model: q.model,
             submitter: r.submitter,
             output: r.output,
-            trace_root: r.traceRoot,
+            trace_root: r.trace_root,
             deadline: r.deadline,
-            status: ResultStatus::from_code(r.status),
+            status: r.status,
             verdict,
         };
         self.store.put_result(id, &record)?;
@@ -879,16 +898,7 @@ impl Bot {
 
     /// Submitter: records the new requests for its models as waiting for an answer.
     async fn scan_requests(&mut self, from: u64, to: u64) -> Result<(), BotError> {
-        let logs = self
-            .client
-            .contract()
-            .Requested_filter()
-            .from_block(from)
-            .to_block(to)
-            .query()
-            .await
-            .map_err(read_error("read Requested logs"))?;
-        for (event, _) in logs {
+        for event in self.client.requests_between(from, to).await? {
             let id = event.request;
             if self.model(&event.model).is_none() {
                 debug!(request = id, model = %event.model, "not one of our models");
@@ -909,23 +919,8 @@ impl Bot {
     /// Submitter: a request whose result another submitter lost is open again; it waits for our
     /// answer. A result of our own that was rejected is an alarm.
     async fn scan_rejections(&mut self, from: u64, to: u64) -> Result<(), BotError> {
-        let logs = self
-            .client
-            .contract()
-            .ResultRejected_filter()
-            .from_block(from)
-            .to_block(to)
-            .query()
-            .await
-            .map_err(read_error("read ResultRejected logs"))?;
-        for (event, _) in logs {
-            let r = self
-                .client
-                .contract()
-                .result(event.result)
-                .call()
-                .await
-                .map_err(read_error("read result"))?;
+        for event in self.client.rejections_between(from, to).await? {
+            let r = self.client.result_info(event.result).await?;
             if r.submitter == self.account {
                 error!(
                     result = event.result,
@@ -954,22 +949,9 @@ impl Bot {
             if record != RequestRecord::Waiting {
                 continue;
             }
-            let stored = self
-                .client
-                .contract()
-                .request(id)
-                .call()
-                .await
-                .map_err(read_error("read request"))?;
+            let stored = self.client.request_info(id).await?;
             if stored.result != 0 {
-                let submitter = self
-                    .client
-                    .contract()
-                    .result(stored.result)
-                    .call()
-                    .await
-                    .map_err(read_error("read result"))?
-                    .submitter;
+                let submitter = self.client.result_info(stored.result).await?.submitter;
                 let record = if submitter == self.account {
                     self.follow_result(stored.result, Verdict::Posted).await?;
                     info!(
@@ -1012,7 +994,7 @@ impl Bot {
                 );
                 return Ok(());
             }
-            let submitter = Submitter::with_view(view, self.config.fault);
+            let submitter = self.defender(view);
             let t = Instant::now();
             let (tx, result) = self
                 .client
@@ -1037,16 +1019,7 @@ impl Bot {
     /// Challenger: re-executes every new result of its models and records those that differ, to
     /// be challenged once the games it already plays have had their moves.
     async fn scan_results(&mut self, from: u64, to: u64) -> Result<(), BotError> {
-        let logs = self
-            .client
-            .contract()
-            .ResultPosted_filter()
-            .from_block(from)
-            .to_block(to)
-            .query()
-            .await
-            .map_err(read_error("read ResultPosted logs"))?;
-        for (event, _) in logs {
+        for event in self.client.results_between(from, to).await? {
             let id = event.result;
             if self.store.result(id)?.is_some() {
                 continue;
@@ -1063,7 +1036,7 @@ impl Bot {
                     continue;
                 }
             };
-            let challenger = Challenger::with_view(view, self.config.fault);
+            let challenger = self.challenger(view);
             record.verdict = if challenger.disputes(event.output.0, event.traceRoot.0) {
                 info!(
                     result = id,
@@ -1130,8 +1103,7 @@ impl Bot {
                     continue;
                 }
             };
-            let challenger = Challenger::with_view(view, self.config.fault)
-                .with_max_node_steps(self.config.max_node_steps);
+            let challenger = self.challenger(view);
             let t = Instant::now();
             let (tx, game) = match self.client.challenge(id, self.bond).await {
                 Ok(ok) => ok,
@@ -1154,7 +1126,7 @@ impl Bot {
                 },
             )?;
             self.strategies
-                .insert(game, Strategy::Challenger(Box::new(challenger)));
+                .insert(game, Strategy::Challenger(challenger));
             info!(result = id, game, gas = tx.gas, "challenged");
             let detail = format!("result {id}: output {} differs", short(&record.output.0));
             self.emit(

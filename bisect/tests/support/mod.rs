@@ -5,7 +5,7 @@
 
 use alloy::providers::Provider;
 use opml_bisect::{
-    Challenger, ClientError, Deployment, GameClient, GameParams, GameView, Submitter,
+    ChallengerStrategy, ClientError, DefenderStrategy, Deployment, GameClient, GameParams, GameView,
 };
 use opml_contracts::{dev_signer, EmbeddedChain};
 use opml_dnn::mnist::{quantize_image, read_pgm};
@@ -82,7 +82,7 @@ pub async fn table() -> Table {
 }
 
 impl Table {
-    pub async fn post(&self, party: &Submitter) -> u64 {
+    pub async fn post(&self, party: &dyn DefenderStrategy) -> u64 {
         self.submitter
             .submit_result(
                 self.request,
@@ -121,8 +121,8 @@ pub async fn play_until(
     t: &Table,
     game: u64,
     challenger_client: &GameClient,
-    submitter: &mut Submitter,
-    challenger: &mut Challenger,
+    submitter: &mut dyn DefenderStrategy,
+    challenger: &mut dyn ChallengerStrategy,
     stop: impl Fn(&GameView) -> bool,
 ) -> GameView {
     loop {
