@@ -8,8 +8,31 @@ use std::io;
 /// Bytes of executable memory mapped at a time.
 const ARENA_BYTES: usize = 1 << 20;
 
+/// The page-protection calls of an arena, apart so that a test can make them fail.
+///
+/// Both consume the mapping: when one fails, the mapping is gone (unmapped), as with `mprotect`
+/// through `dynasmrt`.
+pub(super) trait Protect: Send + Sync {
+    /// Makes `buffer` writable and not executable.
+    fn writable(&self, buffer: ExecutableBuffer) -> io::Result<MutableBuffer>;
+    /// Makes `buffer` executable and not writable.
+    fn executable(&self, buffer: MutableBuffer) -> io::Result<ExecutableBuffer>;
+}
+
+/// The host's `mprotect`.
+struct Mprotect;
+
+impl Protect for Mprotect {
+    fn writable(&self, buffer: ExecutableBuffer) -> io::Result<MutableBuffer> {
+        buffer.make_mut()
+    }
+
+    fn executable(&self, buffer: MutableBuffer) -> io::Result<ExecutableBuffer> {
+        buffer.make_exec()
+    }
+}
+
 /// Executable memory for compiled blocks.
-#[derive(Default)]
 pub(super) struct CodeArena {
     /// Arenas with no room left; never re-protected, so their code stays valid.
     full: Vec<ExecutableBuffer>,
@@ -17,10 +40,31 @@ pub(super) struct CodeArena {
     current: ExecutableBuffer,
     /// Bytes of `current` in use.
     used: usize,
+    protect: Box<dyn Protect>,
+}
+
+impl Default for CodeArena {
+    fn default() -> Self {
+        Self::with_protect(Box::new(Mprotect))
+    }
 }
 
 impl CodeArena {
+    /// An empty arena whose protection changes go through `protect`.
+    pub(super) fn with_protect(protect: Box<dyn Protect>) -> Self {
+        Self {
+            full: Vec::new(),
+            current: ExecutableBuffer::default(),
+            used: 0,
+            protect,
+        }
+    }
+
     /// Copies `code` into executable memory and returns where it starts.
+    ///
+    /// On an error, code placed earlier may have been unmapped with the mapping that failed to
+    /// change protection: the caller must forget every pointer this arena returned (and call
+    /// [`Self::clear`]) before running anything.
     pub(super) fn place(&mut self, code: &[u8]) -> io::Result<*const u8> {
         if code.len() > ARENA_BYTES {
             return Err(io::Error::other("block larger than an arena"));
@@ -34,14 +78,14 @@ impl CodeArena {
             self.used = 0;
             fresh?
         } else {
-            current.make_mut()?
+            self.protect.writable(current)?
         };
         let start = self.used;
         buffer.set_len(start + code.len());
         buffer[start..].copy_from_slice(code);
         // Changing protection keeps the address: blocks placed earlier in `current` stay where
         // they are.
-        self.current = buffer.make_exec()?;
+        self.current = self.protect.executable(buffer)?;
         self.used += code.len();
         Ok(self.current.as_ptr().wrapping_add(start))
     }

@@ -129,7 +129,8 @@ mod compiled {
 
     /// `state` values at or above this are `COMPILED + block number`.
     const COMPILED: u32 = 1 << 31;
-    /// `state` of a start whose block has no compiled form.
+    /// `state` of a start whose block has no compiled form, or of every start once compiling
+    /// stopped.
     const NEVER: u32 = COMPILED - 1;
 
     /// Compiled code: `extern "sysv64" fn(&mut JitContext) -> BlockExit as u32`.
@@ -149,9 +150,10 @@ mod compiled {
         /// `ctx.pages` is the page table of the memory these steps act on, taken from a `&mut`
         /// borrow that nothing else uses until this returns, and `ctx.remaining >= self.len`.
         pub(crate) unsafe fn run(&self, ctx: &mut JitContext) -> BlockExit {
-            // SAFETY: `entry` points at code emitted by `x86_64::assemble` for this ABI into a
-            // mapping that `Jit` keeps executable for as long as the block exists. The code uses
-            // only caller-saved registers and no stack, reads `ctx` and the registers in it, reads
+            // SAFETY: `entry` points at code emitted by `x86_64::assemble` for this ABI into an
+            // arena mapping that `Jit` keeps executable for as long as the block is in its table
+            // (an arena error drops every block before anything runs). The code uses only
+            // caller-saved registers and no stack, reads `ctx` and the registers in it, reads
             // page pointers from the table and bytes of pages at offsets below `PAGE_SIZE`, and
             // writes only registers x1..x31, `ctx.pc`, `ctx.remaining` and bytes of pages that
             // exist and are marked dirty: the caller's contract makes all of those exclusive.
@@ -163,12 +165,19 @@ mod compiled {
     }
 
     /// The compiled blocks of one machine's text.
-    #[derive(Default)]
     pub(crate) struct Jit {
         /// Per table index: dispatches so far (below `HOT`), `NEVER`, or `COMPILED + block`.
         state: Vec<u32>,
         blocks: Vec<Block>,
         arena: CodeArena,
+        /// False once the arena failed: from then on the interpreter takes every step.
+        compiling: bool,
+    }
+
+    impl Default for Jit {
+        fn default() -> Self {
+            Self::with_arena(CodeArena::default())
+        }
     }
 
     /// A clone (a checkpoint of the machine) starts with no compiled blocks.
@@ -180,11 +189,26 @@ mod compiled {
 
     impl std::fmt::Debug for Jit {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "Jit {{ blocks: {} }}", self.blocks.len())
+            write!(
+                f,
+                "Jit {{ blocks: {}, compiling: {} }}",
+                self.blocks.len(),
+                self.compiling
+            )
         }
     }
 
     impl Jit {
+        /// No blocks yet; code goes into `arena`.
+        pub(super) fn with_arena(arena: CodeArena) -> Self {
+            Self {
+                state: Vec::new(),
+                blocks: Vec::new(),
+                arena,
+                compiling: true,
+            }
+        }
+
         /// The compiled block starting at table `index`, compiling it once it is hot.
         #[inline(always)]
         pub(crate) fn lookup(
@@ -226,11 +250,19 @@ mod compiled {
             let start_pc = base.wrapping_add((index as u32) << 2);
             let code = match insts {
                 [] => None,
+                _ if !self.compiling => None,
                 _ => x86_64::assemble(insts, start_pc, text),
             };
-            let Some(entry) = code.and_then(|code| self.arena.place(&code).ok()) else {
+            let Some(code) = code else {
                 self.state[index] = NEVER;
                 return None;
+            };
+            let entry = match self.arena.place(&code) {
+                Ok(entry) => entry,
+                Err(_) => {
+                    self.stop_compiling();
+                    return None;
+                }
             };
             // SAFETY: `entry` is the start of the code just emitted for the `BlockFn` ABI.
             let entry = unsafe { std::mem::transmute::<*const u8, BlockFn>(entry) };
@@ -240,6 +272,16 @@ mod compiled {
                 len: insts.len() as u32,
             });
             self.blocks.last()
+        }
+
+        /// After an arena error: the failed mapping may have taken code of earlier blocks with
+        /// it, so every block is forgotten before any can run again, and nothing more is
+        /// compiled (a host that refuses a protection change once will likely refuse again).
+        fn stop_compiling(&mut self) {
+            self.blocks.clear();
+            self.arena.clear();
+            self.state.fill(NEVER);
+            self.compiling = false;
         }
 
         /// Blocks compiled and not thrown away.
@@ -290,6 +332,128 @@ mod portable {
 
         pub(crate) fn len(&self) -> usize {
             0
+        }
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::arena::{CodeArena, Protect};
+    use super::Jit;
+    use crate::elf::ElfImage;
+    use crate::encode::{b, i, ECALL, OP_IMM};
+    use crate::execute::ecall;
+    use crate::machine::{Machine, RunOutcome};
+    use crate::InputSlots;
+    use dynasmrt::mmap::{ExecutableBuffer, MutableBuffer};
+    use std::io;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// Page protection that fails on call number `at` (from 1; 0 never) and counts every call.
+    /// A failing call unmaps the buffer, as a failed `mprotect` through `dynasmrt` does, so a
+    /// block left pointing into it would crash the test if it were called.
+    struct FailAt {
+        at: usize,
+        calls: Arc<AtomicUsize>,
+    }
+
+    impl FailAt {
+        fn fails_now(&self) -> bool {
+            self.calls.fetch_add(1, Ordering::SeqCst) + 1 == self.at
+        }
+    }
+
+    impl Protect for FailAt {
+        fn writable(&self, buffer: ExecutableBuffer) -> io::Result<MutableBuffer> {
+            if self.fails_now() {
+                drop(buffer);
+                return Err(io::Error::other("injected mprotect failure"));
+            }
+            buffer.make_mut()
+        }
+
+        fn executable(&self, buffer: MutableBuffer) -> io::Result<ExecutableBuffer> {
+            if self.fails_now() {
+                drop(buffer);
+                return Err(io::Error::other("injected mprotect failure"));
+            }
+            buffer.make_exec()
+        }
+    }
+
+    /// A loop of two blocks, each compiled on its 16th dispatch, first `top` then `middle`:
+    /// `top` takes one protection change (its fresh arena becomes executable), `middle` two
+    /// (writable again, executable again). After that the loop runs `top` again.
+    fn two_block_loop() -> Machine {
+        let code = [
+            i(1, 20, 0, 20, OP_IMM),  // top: addi x20, x20, 1
+            b(4, 0, 0, 0),            //      beq x0, x0, middle
+            i(3, 21, 0, 21, OP_IMM),  // middle: addi x21, x21, 3
+            i(-1, 31, 0, 31, OP_IMM), //      addi x31, x31, -1
+            b(-16, 0, 31, 1),         //      bne x31, x0, top
+            ECALL,                    //      exit
+        ];
+        let mut m = Machine::new(
+            &ElfImage::from_words(0x1_0000, &code, 0x2_0000, &[]),
+            InputSlots::default(),
+        );
+        m.set_register(31, 64);
+        m.set_register(17, ecall::EXIT);
+        m
+    }
+
+    /// Whichever protection change fails, no block of the failed arena runs afterwards (the
+    /// failing call unmapped it), the compiler stops for good, and the machine takes the same
+    /// steps to the same states as the interpreter.
+    #[test]
+    fn an_arena_that_fails_to_change_protection_leaves_no_block_behind() {
+        // (what, failing call, blocks at the end, protection calls in all)
+        let cases: &[(&str, usize, usize, usize)] = &[
+            ("nothing fails", 0, 2, 3),
+            ("top's fresh arena never becomes executable", 1, 0, 1),
+            ("the arena never becomes writable again for middle", 2, 0, 2),
+            (
+                "the arena never becomes executable again after middle",
+                3,
+                0,
+                3,
+            ),
+        ];
+        for &(what, at, blocks, calls) in cases {
+            let mut compiled = two_block_loop();
+            let mut interpreted = compiled.clone();
+            interpreted.set_block_compiler(false);
+            let counter = Arc::new(AtomicUsize::new(0));
+            *compiled.jit_mut() = Jit::with_arena(CodeArena::with_protect(Box::new(FailAt {
+                at,
+                calls: counter.clone(),
+            })));
+            // 16 iterations of 5 steps compile both blocks; the cuts land inside them after.
+            for (n, steps) in [80, 3, 7, 2, 1_000].into_iter().enumerate() {
+                let outcome = compiled.run(steps);
+                assert_eq!(outcome, interpreted.run(steps), "{what}: stretch {n}");
+                assert_eq!(compiled.pc(), interpreted.pc(), "{what}: stretch {n}");
+                assert_eq!(
+                    compiled.registers(),
+                    interpreted.registers(),
+                    "{what}: stretch {n}"
+                );
+                assert_eq!(
+                    compiled.state_hash(),
+                    interpreted.state_hash(),
+                    "{what}: stretch {n}"
+                );
+            }
+            assert_eq!(compiled.outcome(), RunOutcome::Exited(0), "{what}");
+            assert_eq!(compiled.registers()[20], 64, "{what}");
+            assert_eq!(compiled.registers()[21], 3 * 64, "{what}");
+            assert_eq!(compiled.compiled_blocks(), blocks, "{what}: blocks");
+            assert_eq!(
+                counter.load(Ordering::SeqCst),
+                calls,
+                "{what}: protection changes (none after a failure)"
+            );
         }
     }
 }
