@@ -165,6 +165,12 @@ impl Machine {
         self.jit.len()
     }
 
+    /// The block compiler, for tests that give it a failing arena.
+    #[cfg(test)]
+    pub(crate) fn jit_mut(&mut self) -> &mut Jit {
+        &mut self.jit
+    }
+
     /// Everything the program wrote to stdout.
     pub fn stdout(&self) -> &[u8] {
         &self.console.stdout

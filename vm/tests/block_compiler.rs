@@ -171,6 +171,54 @@ fn compiled_blocks_hand_back_what_they_cannot_finish() {
     }
 }
 
+/// Jumps, which the random loops leave out: each case is a loop around a `jal` or `jalr` whose
+/// target lies inside the loop (or, for the last, an endless `jal` loop cut by the budget),
+/// compared with the interpreter stretch by stretch.
+#[test]
+fn compiled_jumps_agree_with_the_interpreter() {
+    let count = |reg| i(1, reg, 0, reg, OP_IMM); // addi reg, reg, 1
+                                                 // auipc x9, 0: x9 = the pc of the first instruction, the base of the jalr cases.
+    let here = u(0, 9, AUIPC);
+    let cases: &[(&str, Vec<u32>)] = &[
+        (
+            "jal over one instruction, linking x1",
+            hot_loop(&[j(8, 1), count(20), count(21)]),
+        ),
+        (
+            "jal with rd = x0",
+            hot_loop(&[j(8, 0), count(20), count(21)]),
+        ),
+        (
+            "jal to the next instruction",
+            hot_loop(&[count(20), j(4, 1), count(21)]),
+        ),
+        (
+            "jalr with an odd offset: bit 0 of the target is cleared",
+            hot_loop(&[here, i(13, 9, 0, 1, JALR), count(20), count(21)]),
+        ),
+        (
+            "jalr linking into its own base register",
+            hot_loop(&[here, i(12, 9, 0, 9, JALR), count(20), count(21)]),
+        ),
+        (
+            "jalr with rd = x0",
+            hot_loop(&[here, i(12, 9, 0, 0, JALR), count(20), count(21)]),
+        ),
+        (
+            "jal back to its own block's start: endless, cut by the budget",
+            vec![count(20), j(-4, 1)],
+        ),
+    ];
+    for (name, code) in cases {
+        let regs = [(COUNTER as usize, 64), (17, ecall::EXIT)];
+        let m = machine(code, &[], &regs, InputSlots::default());
+        let end = same_as_interpreter(m, &[147, 7, 14, 5, 2, 70, 3, 10_000], name);
+        if cfg!(target_arch = "x86_64") {
+            assert!(end.compiled_blocks() > 0, "{name}: nothing was compiled");
+        }
+    }
+}
+
 /// A compiled loop that stores into its own text: the store goes through the interpreter, the
 /// blocks are thrown away, and the patched instruction runs from then on.
 #[test]
