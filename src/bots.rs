@@ -111,7 +111,7 @@ pub(crate) struct DeployArgs {
     #[arg(long = "model", required = true)]
     models: Vec<PathBuf>,
     /// Sub-segments per dissection move.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(2..=64))]
     arity: u64,
     /// Seconds a result may be challenged.
     #[arg(long, default_value_t = 3600)]
@@ -199,8 +199,9 @@ pub(crate) struct RequestArgs {
     /// The digits.
     #[arg(long, default_value = "data/mnist/test.safetensors")]
     data: PathBuf,
-    /// Dev account (of the test mnemonic) that signs the request.
-    #[arg(long, default_value_t = 0)]
+    /// Dev account (of the test mnemonic) that signs the request: 0 to 19, the accounts Hardhat's
+    /// node and the embedded chain fund.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..20))]
     account: u32,
     #[command(flatten)]
     chain: ChainArgs,

@@ -41,7 +41,7 @@ pub(crate) struct DemoArgs {
     #[arg(long, default_value = "node=2")]
     fault: Attack,
     /// Sub-segments per dissection move (2 = bisection).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(2..=64))]
     arity: u64,
     /// Print the transcript as one JSON object instead of tables.
     #[arg(long)]
@@ -118,6 +118,11 @@ pub(crate) fn demo(args: DemoArgs) -> Result<ExitCode> {
         bail!("--requests must be at least 1");
     }
     let model = Arc::new(Model::load(&args.model)?);
+    // Checked here, where it can be said: a spec that does not fit the model would stop the faulty
+    // bot at its first request.
+    args.fault
+        .node(model.manifest.nodes.len())
+        .with_context(|| format!("--fault {} on {}", args.fault, args.model.display()))?;
     let data = Dataset::load(&args.data)?;
     if args.requests > data.len() {
         bail!(
@@ -142,6 +147,24 @@ pub(crate) fn demo(args: DemoArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(crate::EXIT_MISMATCH)
     })
+}
+
+/// A folder under the system's temporary folder for the bots' databases, removed when dropped
+/// (on success and on every error path alike).
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new(name: String) -> Self {
+        let dir = std::env::temp_dir().join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        Self(dir)
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn step(json: bool, text: String) {
@@ -204,8 +227,8 @@ async fn run(args: &DemoArgs, model: Arc<Model>, data: &Dataset) -> Result<DemoR
     );
 
     // The three bots, each with its own database, as `opml submitter` / `opml challenger` run them.
-    let dir = std::env::temp_dir().join(format!("opml-demo-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = ScratchDir::new(format!("opml-demo-{}", std::process::id()));
+    let dir = &dir.0;
     let (events, mut transcript) = tokio::sync::mpsc::unbounded_channel();
     // The faulty submitter is the honest bot scripted by code to lie (`Bot::with_attack`); no
     // config file can make a bot lie.
@@ -417,17 +440,29 @@ async fn run(args: &DemoArgs, model: Arc<Model>, data: &Dataset) -> Result<DemoR
         let _ = stop.send(true);
         anyhow::Ok((moves, requests, credits))
     };
-    let (honest_run, faulty_run, challenger_run, driven) = tokio::join!(
-        honest.run(until_stopped()),
-        faulty.run(until_stopped()),
-        challenger.run(until_stopped()),
+    // The first bot that fails ends the demo with its error (a bot runs until stopped, so an
+    // early end is a failure); the others are dropped where they stand.
+    let (_, _, _, (moves, requests, credits)) = tokio::try_join!(
+        async {
+            honest
+                .run(until_stopped())
+                .await
+                .context("the honest submitter bot")
+        },
+        async {
+            faulty
+                .run(until_stopped())
+                .await
+                .context("the faulty submitter bot")
+        },
+        async {
+            challenger
+                .run(until_stopped())
+                .await
+                .context("the challenger bot")
+        },
         driver
-    );
-    let _ = std::fs::remove_dir_all(&dir);
-    honest_run.context("the honest submitter bot")?;
-    faulty_run.context("the faulty submitter bot")?;
-    challenger_run.context("the challenger bot")?;
-    let (moves, requests, credits) = driven?;
+    )?;
 
     let mut results = Vec::new();
     for (request, digit, input) in requests {

@@ -39,7 +39,7 @@ pub(crate) struct SimulateArgs {
     #[arg(long, default_value = "node=1")]
     fault: Attack,
     /// Sub-segments per dissection move (2 = bisection).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(2..=64))]
     arity: u64,
     /// Seconds on each party's chess clock.
     #[arg(long, default_value_t = 1800)]

@@ -88,7 +88,36 @@ enum BenchCommand {
     Dnn(model::BenchDnnArgs),
 }
 
+/// Restores the default action of SIGPIPE (Rust ignores it, so that a write to a closed pipe
+/// becomes an error and `println!` panics): `opml ... --json | head -1` then ends quietly, as
+/// other Unix tools do, instead of panicking with exit status 101.
+fn die_quietly_on_closed_pipes() {
+    // SAFETY: called first thing in `main`, before any other thread exists; `signal` with
+    // `SIG_DFL` only sets the signal's disposition and touches no memory of ours.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// `err` and each of its causes, once: a cause whose text its parent already printed (an error
+/// that formats its source into its own message) is not printed again.
+fn report(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 fn main() -> ExitCode {
+    die_quietly_on_closed_pipes();
     let cli = Cli::parse();
     // The demo tells its own story on stdout; its bots' logs are there on request (RUST_LOG=info).
     let default_level = if matches!(cli.command, Command::Demo(_)) {
@@ -121,8 +150,38 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", report(&err));
             ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::report;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("model models/x: {source}")]
+    struct Wrapping {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let cases = [
+            (
+                anyhow::Error::new(Wrapping { source: io() }).context("loading the bot"),
+                "loading the bot: model models/x: no such file",
+            ),
+            (
+                anyhow::Error::new(io()).context("reading a.json"),
+                "reading a.json: no such file",
+            ),
+            (anyhow::anyhow!("plain"), "plain"),
+        ];
+        for (err, want) in cases {
+            assert_eq!(report(&err), want);
         }
     }
 }

@@ -148,6 +148,9 @@ struct RunReport {
     stdout: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     stderr: Option<String>,
+    /// Bytes written to stdout and stderr beyond the first MiB of each kept in `stdout`/`stderr`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    console_bytes_cut: Option<[u64; 2]>,
 }
 
 fn exit_status(outcome: RunOutcome) -> ExitCode {
@@ -192,6 +195,7 @@ fn run_program(args: RunArgs) -> Result<ExitCode> {
         stderr: args
             .json
             .then(|| String::from_utf8_lossy(machine.stderr()).into_owned()),
+        console_bytes_cut: args.json.then(|| machine.console_dropped()),
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -268,7 +272,12 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
         .with_context(|| format!("reading {}", args.file.display()))?;
     let proof: StepProof = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a witness file", args.file.display()))?;
-    let result = verify_step(&proof.pre_state_hash, &proof.witness);
+    let result = match proof.check_readable_fields() {
+        Ok(()) => verify_step(&proof.pre_state_hash, &proof.witness).map_err(|e| e.to_string()),
+        Err(reason) => Err(format!(
+            "the file's readable fields disagree with its witness bytes: {reason}"
+        )),
+    };
     let report = VerifyReport {
         valid: matches!(&result, Ok(h) if *h == proof.post_state_hash),
         step: proof.step,

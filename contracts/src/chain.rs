@@ -87,11 +87,16 @@ const SUGGESTED_TIP: u128 = 1_000_000_000;
 
 /// The signer of dev account `index` of [`DEV_MNEMONIC`] (path m/44'/60'/0'/0/index).
 pub fn dev_signer(index: u32) -> PrivateKeySigner {
+    try_dev_signer(index).expect("a dev account below 2^31")
+}
+
+/// The signer of dev account `index`, or `None` past the last non-hardened child (2^31 - 1).
+pub fn try_dev_signer(index: u32) -> Option<PrivateKeySigner> {
     MnemonicBuilder::<English>::default()
         .phrase(DEV_MNEMONIC)
         .index(index)
         .and_then(|b| b.build())
-        .expect("the dev mnemonic and a child index always derive a key")
+        .ok()
 }
 
 /// An in-process Ethereum chain (revm) behind a JSON-RPC transport. Cheap to clone: clones share

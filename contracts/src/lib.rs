@@ -12,4 +12,4 @@ pub mod chain;
 pub mod step;
 
 pub use artifact::{Contract, ForeignCode};
-pub use chain::{dev_signer, ChainConfig, EmbeddedChain, DEV_MNEMONIC};
+pub use chain::{dev_signer, try_dev_signer, ChainConfig, EmbeddedChain, DEV_MNEMONIC};

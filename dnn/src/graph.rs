@@ -116,10 +116,24 @@ pub enum ModelError {
     /// The graph has no nodes.
     #[error("the graph has no nodes")]
     Empty,
+    /// The model's input does not fit a request (the game's `MAX_INPUT_BYTES`).
+    #[error("the input {shape:?} takes {bytes} bytes; a request carries at most {max}")]
+    InputTooLarge {
+        /// The declared input shape.
+        shape: Vec<usize>,
+        /// Its bytes (saturating).
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A tensor error.
     #[error(transparent)]
     Tensor(#[from] TensorError),
 }
+
+/// Most bytes of a model's input: the `DisputeGame`'s `MAX_INPUT_BYTES`, since a request carries
+/// its input in calldata.
+pub const MAX_INPUT_BYTES: usize = 65_536;
 
 impl Model {
     /// Builds a model and checks it.
@@ -185,20 +199,22 @@ impl Model {
         if self.manifest.nodes.is_empty() {
             return Err(ModelError::Empty);
         }
-        let spec = &self.manifest.input;
-        let zero = Tensor::from_le_bytes(
-            spec.dtype,
-            &spec.shape,
-            &vec![0; spec.shape.iter().product::<usize>() * spec.dtype.size()],
-        )?;
+        let zero = self.zero_input()?;
         let mut outputs = Vec::new();
         for (index, node) in self.manifest.nodes.iter().enumerate() {
             let inputs = self.node_inputs(index, &zero, &outputs)?;
-            let out = node.op.native(&inputs).map_err(|e| ModelError::Node {
+            let fail = |reason: String| ModelError::Node {
                 index,
                 name: node.name.clone(),
-                reason: e.to_string(),
-            })?;
+                reason,
+            };
+            // Sized before it is computed: a hostile file must not make us allocate without bound.
+            let (dtype, shape) = node
+                .op
+                .output_type(&inputs)
+                .map_err(|e| fail(e.to_string()))?;
+            crate::tensor::byte_len(dtype, &shape).map_err(|e| fail(format!("output: {e}")))?;
+            let out = node.op.native(&inputs).map_err(|e| fail(e.to_string()))?;
             outputs.push(out);
         }
         Ok(())
@@ -304,12 +320,23 @@ impl Model {
         }
     }
 
+    /// The zero input of the declared shape, which must fit a request.
     fn zero_input(&self) -> Result<Tensor, ModelError> {
         let spec = &self.manifest.input;
+        let too_large = |bytes| ModelError::InputTooLarge {
+            shape: spec.shape.clone(),
+            bytes,
+            max: MAX_INPUT_BYTES,
+        };
+        let bytes =
+            crate::tensor::byte_len(spec.dtype, &spec.shape).map_err(|_| too_large(usize::MAX))?;
+        if bytes > MAX_INPUT_BYTES {
+            return Err(too_large(bytes));
+        }
         Ok(Tensor::from_le_bytes(
             spec.dtype,
             &spec.shape,
-            &vec![0; spec.shape.iter().product::<usize>() * spec.dtype.size()],
+            &vec![0; bytes],
         )?)
     }
 }
@@ -471,6 +498,30 @@ mod tests {
                     same,
                 ),
                 "node 0 (flatten0): input node 3 does not come before it",
+            ),
+            (
+                "an input of a terabyte",
+                edited(
+                    "huge",
+                    |s| s.replacen("1,\n      28,\n      28", "1000000,\n      1000000", 1),
+                    same,
+                ),
+                "takes 1000000000000 bytes; a request carries at most 65536",
+            ),
+            (
+                "an input whose size overflows",
+                edited(
+                    "overflow",
+                    |s| {
+                        s.replacen(
+                            "1,\n      28,\n      28",
+                            "4294967296,\n      4294967296,\n      4294967296",
+                            1,
+                        )
+                    },
+                    same,
+                ),
+                "a request carries at most 65536",
             ),
         ];
         for (what, dir, want) in cases {

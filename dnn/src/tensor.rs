@@ -42,6 +42,20 @@ impl DType {
     }
 }
 
+/// Most bytes one tensor may take: a node's output and inputs live in the VM's 4 GiB address
+/// space, and a shape from a hostile model file must not make the tool allocate without bound.
+pub const MAX_TENSOR_BYTES: usize = 1 << 30;
+
+/// Bytes of a `dtype` tensor of `shape`, or [`TensorError::TooLarge`] when the size overflows or
+/// exceeds [`MAX_TENSOR_BYTES`].
+pub fn byte_len(dtype: DType, shape: &[usize]) -> Result<usize, TensorError> {
+    shape
+        .iter()
+        .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n <= MAX_TENSOR_BYTES)
+        .ok_or_else(|| TensorError::TooLarge(shape.to_vec()))
+}
+
 /// What is wrong with tensor data or its shape.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TensorError {
@@ -73,8 +87,11 @@ pub enum TensorError {
         /// Actual type.
         got: DType,
     },
-    /// The shape is too large for the protocol (byte length over `u32`, or rank over 254).
-    #[error("shape {0:?} is too large for a tensor header")]
+    /// The shape is too large: its byte length overflows, exceeds [`MAX_TENSOR_BYTES`] or a
+    /// header's `u32`, or its rank is over 254.
+    #[error(
+        "shape {0:?} is too large (a tensor holds at most {MAX_TENSOR_BYTES} bytes, rank 254)"
+    )]
     TooLarge(Vec<usize>),
     /// Encoded bytes (header ‖ data) that do not hold a tensor.
     #[error("malformed tensor encoding at byte {at}: {reason}")]
@@ -142,7 +159,7 @@ impl Tensor {
 
     /// Decodes row-major little-endian elements of `dtype` into a tensor of `shape`.
     pub fn from_le_bytes(dtype: DType, shape: &[usize], bytes: &[u8]) -> Result<Self, TensorError> {
-        let want = shape.iter().product::<usize>() * dtype.size();
+        let want = byte_len(dtype, shape)?;
         if bytes.len() != want {
             return Err(TensorError::ByteLength {
                 dtype,
@@ -269,6 +286,30 @@ pub fn header(dtype: DType, shape: &[usize]) -> Result<Vec<u8>, TensorError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_lengths_are_checked_and_capped() {
+        let cases: [(DType, &[usize], Option<usize>); 6] = [
+            (DType::I8, &[], Some(1)),
+            (DType::I32, &[3, 5], Some(60)),
+            (DType::I8, &[0, 7], Some(0)),
+            (DType::I8, &[1 << 30], Some(MAX_TENSOR_BYTES)),
+            (DType::I16, &[1 << 30], None),
+            (DType::I8, &[1 << 32, 1 << 32, 1 << 32], None),
+        ];
+        for (dtype, shape, want) in cases {
+            match (byte_len(dtype, shape), want) {
+                (Ok(n), Some(w)) => assert_eq!(n, w, "{shape:?}"),
+                (Err(TensorError::TooLarge(s)), None) => assert_eq!(s, shape),
+                (got, _) => panic!("{dtype:?} {shape:?}: {got:?}"),
+            }
+        }
+        // Decoding a hostile shape fails before it allocates.
+        assert!(matches!(
+            Tensor::from_le_bytes(DType::I8, &[1 << 40, 1 << 40], &[]),
+            Err(TensorError::TooLarge(_))
+        ));
+    }
 
     #[test]
     fn bytes_round_trip_for_every_type() {

@@ -30,11 +30,19 @@ pub enum RunOutcome {
     StepLimit,
 }
 
-/// What the program wrote to fds 1 and 2: kept for the caller, optionally echoed live.
+/// Most bytes of each console stream a machine keeps for its caller; what the program writes
+/// beyond is still echoed (streamed) but only counted, so that a guest looping on `write` cannot
+/// exhaust the host's memory.
+pub const MAX_CONSOLE_KEPT: usize = 1 << 20;
+
+/// What the program wrote to fds 1 and 2: the first [`MAX_CONSOLE_KEPT`] bytes of each kept for
+/// the caller, the rest counted; optionally echoed live.
 #[derive(Debug, Clone, Default)]
 struct Console {
     stdout: Vec<u8>,
     stderr: Vec<u8>,
+    /// Bytes written to each stream beyond what is kept.
+    dropped: [u64; 2],
     echo: bool,
 }
 
@@ -171,14 +179,19 @@ impl Machine {
         &mut self.jit
     }
 
-    /// Everything the program wrote to stdout.
+    /// What the program wrote to stdout: its first [`MAX_CONSOLE_KEPT`] bytes.
     pub fn stdout(&self) -> &[u8] {
         &self.console.stdout
     }
 
-    /// Everything the program wrote to stderr.
+    /// What the program wrote to stderr: its first [`MAX_CONSOLE_KEPT`] bytes.
     pub fn stderr(&self) -> &[u8] {
         &self.console.stderr
+    }
+
+    /// Bytes the program wrote to stdout and to stderr beyond those kept.
+    pub fn console_dropped(&self) -> [u64; 2] {
+        self.console.dropped
     }
 
     /// Steps executed so far.
@@ -488,15 +501,59 @@ impl<const PROVE: bool> Bus for MachineBus<'_, PROVE> {
         let bytes = self
             .memory
             .read_bytes(buf, len.min(MAX_CONSOLE_WRITE) as usize);
-        let (sink, echo): (&mut Vec<u8>, &mut dyn Write) = if fd == 1 {
-            (&mut self.console.stdout, &mut std::io::stdout())
+        let (sink, dropped, echo): (&mut Vec<u8>, &mut u64, &mut dyn Write) = if fd == 1 {
+            (
+                &mut self.console.stdout,
+                &mut self.console.dropped[0],
+                &mut std::io::stdout(),
+            )
         } else {
-            (&mut self.console.stderr, &mut std::io::stderr())
+            (
+                &mut self.console.stderr,
+                &mut self.console.dropped[1],
+                &mut std::io::stderr(),
+            )
         };
         if self.console.echo {
             // The program's console is best effort: a closed pipe must not stop the machine.
             let _ = echo.write_all(&bytes).and_then(|()| echo.flush());
         }
-        sink.extend_from_slice(&bytes);
+        let kept = bytes.len().min(MAX_CONSOLE_KEPT - sink.len());
+        sink.extend_from_slice(&bytes[..kept]);
+        *dropped += (bytes.len() - kept) as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode::{b, i, u, ECALL, LUI, OP_IMM};
+    use crate::{ecall, ElfImage, InputSlots};
+
+    #[test]
+    fn a_guest_that_floods_its_console_keeps_one_mib_and_counts_the_rest() {
+        let writes = 40i32;
+        let program = [
+            i(1, 0, 0, 10, OP_IMM),                   // a0 = 1 (stdout)
+            u(0x1_0000, 11, LUI),                     // a1 = 0x10000 (any readable bytes)
+            u(0x1_0000, 12, LUI),                     // a2 = 64 KiB
+            i(ecall::WRITE as i32, 0, 0, 17, OP_IMM), // a7 = write
+            i(writes, 0, 0, 5, OP_IMM),               // t0 = writes
+            ECALL,                                    // loop: write(1, a1, 64 KiB)
+            i(-1, 5, 0, 5, OP_IMM),                   // t0 -= 1
+            b(-8, 0, 5, 1),                           // bne t0, zero, loop
+            i(0, 0, 0, 10, OP_IMM),                   // a0 = 0
+            i(ecall::EXIT as i32, 0, 0, 17, OP_IMM),  // a7 = exit
+            ECALL,
+        ];
+        let image = ElfImage::from_words(0x1_0000, &program, 0, &[]);
+        for compiled in [false, true] {
+            let mut m = Machine::new(&image, InputSlots::default());
+            m.set_block_compiler(compiled);
+            assert_eq!(m.run(10_000), RunOutcome::Exited(0));
+            let written = writes as u64 * (64 << 10);
+            assert_eq!(m.stdout().len(), MAX_CONSOLE_KEPT);
+            assert_eq!(m.console_dropped(), [written - MAX_CONSOLE_KEPT as u64, 0]);
+        }
     }
 }

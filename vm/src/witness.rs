@@ -206,6 +206,58 @@ impl StepClass {
 }
 
 impl StepProof {
+    /// Checks that the fields a person reads (`step`, `pre_state`, `pre_state_hash`,
+    /// `instruction_word`) say what the witness bytes say, so that a file edited apart from its
+    /// bytes is rejected instead of shown as what it is not. Says which field disagrees.
+    pub fn check_readable_fields(&self) -> Result<(), String> {
+        let Some(bytes) = self.witness.get(..crate::state::STATE_LEN) else {
+            return Err(format!(
+                "the witness is {} bytes, shorter than a state ({} bytes)",
+                self.witness.len(),
+                crate::state::STATE_LEN
+            ));
+        };
+        let state = VmState::decode(bytes).map_err(|e| format!("the witness's state: {e}"))?;
+        if crate::hash::keccak256(bytes) != self.pre_state_hash {
+            return Err("`pre_state_hash` is not the hash of the witness's state".into());
+        }
+        if state != self.pre_state {
+            return Err("`pre_state` is not the state the witness starts from".into());
+        }
+        if self.step != state.step {
+            return Err(format!(
+                "`step` is {}, the witness's state is at step {}",
+                self.step, state.step
+            ));
+        }
+        // A running machine at an aligned pc outside the guard page fetches: the witness then
+        // goes on with the instruction's leaf, whose word at `pc mod 32` was executed.
+        let fetches = state.status == crate::Status::Running
+            && state.pc.is_multiple_of(4)
+            && state.pc >= crate::elf::GUARD_PAGE_END;
+        let fetched = match self
+            .witness
+            .get(crate::state::STATE_LEN..crate::state::STATE_LEN + 32)
+        {
+            Some(leaf) if fetches => {
+                let o = (state.pc % 32) as usize;
+                Some(u32::from_le_bytes(
+                    leaf[o..o + 4].try_into().expect("4 bytes"),
+                ))
+            }
+            _ => None,
+        };
+        if fetched != self.instruction_word {
+            return Err(format!(
+                "`instruction_word` is {}, the witness's instruction leaf holds {}",
+                self.instruction_word
+                    .map_or("none".into(), |w| format!("{w:#010x}")),
+                fetched.map_or("none".into(), |w| format!("{w:#010x}"))
+            ));
+        }
+        Ok(())
+    }
+
     /// The class of this step, from its pre-state and instruction word.
     pub fn class(&self) -> StepClass {
         use crate::instruction::{Instruction, Opcode::*};
@@ -262,6 +314,31 @@ mod tests {
         let mut m = Machine::new(&image, InputSlots::default());
         m.set_register(17, a7);
         m.prove_step().class()
+    }
+
+    #[test]
+    fn readable_fields_that_disagree_with_the_bytes_are_named() {
+        let word = i(5, 1, 0, 3, OP_IMM);
+        let image = ElfImage::from_words(0x1_0000, &[word, word], 0, &[]);
+        let mut m = Machine::new(&image, InputSlots::default());
+        m.run(1);
+        let proof = m.prove_step();
+        assert_eq!(proof.check_readable_fields(), Ok(()));
+        type Edit = fn(&mut super::StepProof);
+        let cases: [(Edit, &str); 6] = [
+            (|p| p.step += 1, "`step`"),
+            (|p| p.pre_state.pc += 4, "`pre_state`"),
+            (|p| p.pre_state.regs[3] = 7, "`pre_state`"),
+            (|p| p.pre_state_hash[0] ^= 1, "`pre_state_hash`"),
+            (|p| p.instruction_word = Some(0x13), "`instruction_word`"),
+            (|p| p.witness.truncate(100), "shorter than a state"),
+        ];
+        for (edit, field) in cases {
+            let mut bad = proof.clone();
+            edit(&mut bad);
+            let err = bad.check_readable_fields().unwrap_err();
+            assert!(err.contains(field), "{field}: {err}");
+        }
     }
 
     #[test]

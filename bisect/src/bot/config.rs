@@ -4,7 +4,7 @@ use crate::MAX_NODE_STEPS;
 use alloy::primitives::utils::{parse_units, ParseUnits};
 use alloy::primitives::{Address, U256};
 use alloy::signers::local::PrivateKeySigner;
-use opml_contracts::dev_signer;
+use opml_contracts::try_dev_signer;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -195,7 +195,8 @@ fn parse_key(key: &str) -> Result<PrivateKeySigner, String> {
         let index: u32 = index
             .parse()
             .map_err(|_| format!("dev:{index}: not an account number"))?;
-        return Ok(dev_signer(index));
+        return try_dev_signer(index)
+            .ok_or_else(|| format!("dev:{index}: dev accounts are numbered 0 to 2147483647"));
     }
     key.parse()
         .map_err(|_| "not a 32-byte hex private key or dev:N".to_string())
@@ -222,6 +223,7 @@ fn parse_amount(amount: &str) -> Result<U256, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opml_contracts::dev_signer;
 
     const GOOD: &str = r#"
         rpc = "http://127.0.0.1:8545"
@@ -259,6 +261,7 @@ mod tests {
                 "rpc",
             ),
             (r#"key = "dev:2""#, r#"key = "0x1234""#, "key"),
+            (r#"key = "dev:2""#, r#"key = "dev:4294967295""#, "key"),
             (r#"bond = "1 ether""#, r#"bond = "one ether""#, "bond"),
             (r#"bond = "1 ether""#, r#"bond = "1 potato""#, "bond"),
             (r#"bond = "1 ether""#, r#"bond = "-1 ether""#, "bond"),

@@ -1,0 +1,121 @@
+//! The `opml` binary under hostile or careless input (issue 20): each case must end with a clear
+//! error and exit status 2, or quietly, never with a panic, a hang or an unbounded allocation.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const OPML: &str = env!("CARGO_BIN_EXE_opml");
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// Runs `opml args` in the repository; returns (exit status, stderr).
+fn opml(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(OPML)
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// A copy of the MNIST MLP whose input shape is `shape` (JSON).
+fn model_with_input(tag: &str, shape: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("opml-hostile-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = std::fs::read_to_string(repo("models/mnist-mlp/model.json")).unwrap();
+    let json = json.replacen("1,\n      28,\n      28", shape, 1);
+    std::fs::write(dir.join("model.json"), json).unwrap();
+    std::fs::copy(
+        repo("models/mnist-mlp/weights.safetensors"),
+        dir.join("weights.safetensors"),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn bad_arguments_and_files_are_named_errors_with_status_2() {
+    let huge = model_with_input("huge", "1000000,\n      1000000");
+    let overflow = model_with_input(
+        "overflow",
+        "4294967296,\n      4294967296,\n      4294967296",
+    );
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["model", "info", huge.to_str().unwrap()],
+            "a request carries at most 65536",
+        ),
+        (
+            vec!["model", "info", overflow.to_str().unwrap()],
+            "a request carries at most 65536",
+        ),
+        (
+            vec![
+                "dispute",
+                "simulate",
+                "models/mnist-cnn",
+                "x.pgm",
+                "--arity",
+                "1",
+            ],
+            "--arity",
+        ),
+        (vec!["demo", "--arity", "0"], "--arity"),
+        (
+            vec!["demo", "--fault", "node=9"],
+            "the model has nodes 0..7",
+        ),
+        (
+            vec!["demo", "--model", "models/mnist-mlp", "--fault", "node=5"],
+            "--fault node=5 on models/mnist-mlp",
+        ),
+        (
+            vec!["deploy", "--model", "models/mnist-cnn", "--arity", "257"],
+            "--arity",
+        ),
+        (
+            vec![
+                "request",
+                "--game",
+                "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+                "--digit",
+                "0",
+                "--account",
+                "4294967295",
+            ],
+            "--account",
+        ),
+    ];
+    for (args, want) in cases {
+        let (code, stderr) = opml(&args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    for dir in [huge, overflow] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    // A pipe whose reader is gone before the first write, as `| head -1` leaves it after its line.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(OPML)
+        .args(["model", "info", "models/mnist-cnn", "--json"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(out.status.code(), Some(101), "{stderr}");
+}
