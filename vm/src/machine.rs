@@ -295,14 +295,13 @@ impl Machine {
         let run_len: &[u32] = &self.code.run_len;
         let compile_blocks = self.compile_blocks;
         let jit = &mut self.jit;
-        let mut bus = MachineBus::<false> {
-            memory: &mut self.memory,
-            code: &self.code,
-            inputs: &self.inputs,
-            output: &mut self.output,
-            console: &mut self.console,
-            record: Record::default(),
-        };
+        let mut bus = MachineBus::<false>::new(
+            &mut self.memory,
+            &self.code,
+            &self.inputs,
+            &mut self.output,
+            &mut self.console,
+        );
         let fetched = Cell::new(Instruction::ILLEGAL);
         let mut remaining = max_steps;
         // After a compiled block hands an instruction back, the interpreter takes the next run.
@@ -401,14 +400,13 @@ impl Machine {
                 );
                 witness.instruction = Some(proof);
                 instruction_word = Some(word);
-                let mut bus = MachineBus::<true> {
-                    memory: &mut self.memory,
-                    code: &self.code,
-                    inputs: &self.inputs,
-                    output: &mut self.output,
-                    console: &mut self.console,
-                    record: Record::default(),
-                };
+                let mut bus = MachineBus::<true>::new(
+                    &mut self.memory,
+                    &self.code,
+                    &self.inputs,
+                    &mut self.output,
+                    &mut self.console,
+                );
                 let result = execute(&mut self.cpu.regs, pc, &mut bus, Instruction::decode(word))
                     .map(|next| self.cpu.pc = next);
                 witness.extra = bus.record.extra;
@@ -447,7 +445,26 @@ struct MachineBus<'a, const PROVE: bool> {
     record: Record,
 }
 
-impl<const PROVE: bool> MachineBus<'_, PROVE> {
+impl<'a, const PROVE: bool> MachineBus<'a, PROVE> {
+    /// The bus over the machine's parts (taken one by one, so that the registers stay free for the
+    /// driver), with nothing recorded yet.
+    fn new(
+        memory: &'a mut Memory,
+        code: &'a CodeCache,
+        inputs: &'a InputSlots,
+        output: &'a mut OutputAccumulator,
+        console: &'a mut Console,
+    ) -> Self {
+        Self {
+            memory,
+            code,
+            inputs,
+            output,
+            console,
+            record: Record::default(),
+        }
+    }
+
     #[inline(always)]
     fn touch(&mut self, addr: u32) {
         if PROVE {
@@ -534,14 +551,14 @@ mod tests {
     fn a_guest_that_floods_its_console_keeps_one_mib_and_counts_the_rest() {
         let writes = 40i32;
         let program = [
-            i(1, 0, 0, 10, OP_IMM),                   // a0 = 1 (stdout)
             u(0x1_0000, 11, LUI),                     // a1 = 0x10000 (any readable bytes)
             u(0x1_0000, 12, LUI),                     // a2 = 64 KiB
             i(ecall::WRITE as i32, 0, 0, 17, OP_IMM), // a7 = write
             i(writes, 0, 0, 5, OP_IMM),               // t0 = writes
-            ECALL,                                    // loop: write(1, a1, 64 KiB)
+            i(1, 0, 0, 10, OP_IMM),                   // loop: a0 = 1 (stdout; write returns in a0)
+            ECALL,                                    // write(1, a1, 64 KiB)
             i(-1, 5, 0, 5, OP_IMM),                   // t0 -= 1
-            b(-8, 0, 5, 1),                           // bne t0, zero, loop
+            b(-12, 0, 5, 1),                          // bne t0, zero, loop
             i(0, 0, 0, 10, OP_IMM),                   // a0 = 0
             i(ecall::EXIT as i32, 0, 0, 17, OP_IMM),  // a7 = exit
             ECALL,
