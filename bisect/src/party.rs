@@ -129,6 +129,20 @@ impl<T: ChallengerStrategy + ?Sized> ChallengerStrategy for Box<T> {
     }
 }
 
+/// The VM run of `node` kept in `slot` (one node's run per game), recorded from `view` when the
+/// slot holds none or another node's.
+fn recorded_run<'a>(
+    slot: &'a mut Option<(u32, StepPhase)>,
+    view: &GraphPhase,
+    node: usize,
+    max_steps: u64,
+) -> Result<&'a mut StepPhase, PartyError> {
+    if slot.as_ref().map(|s| s.0) != Some(node as u32) {
+        *slot = Some((node as u32, view.step_phase(node, max_steps)?));
+    }
+    Ok(&mut slot.as_mut().expect("just set").1)
+}
+
 /// The defender's claims at the interior points of `game`'s disputed segment, from `states`.
 pub(crate) fn interior_claims<P: Phase + ?Sized>(
     states: &mut P,
@@ -180,13 +194,7 @@ impl Submitter {
 
     /// The recorded VM run of `node` (kept for the game's phase 1).
     fn step_phase(&mut self, node: usize) -> Result<&mut StepPhase, PartyError> {
-        if self.steps.as_ref().map(|s| s.0) != Some(node as u32) {
-            self.steps = Some((
-                node as u32,
-                self.view.step_phase(node, self.max_node_steps)?,
-            ));
-        }
-        Ok(&mut self.steps.as_mut().expect("just set").1)
+        recorded_run(&mut self.steps, &self.view, node, self.max_node_steps)
     }
 }
 
@@ -261,13 +269,7 @@ impl Challenger {
     }
 
     fn step_phase(&mut self, node: usize) -> Result<&mut StepPhase, PartyError> {
-        if self.steps.as_ref().map(|s| s.0) != Some(node as u32) {
-            self.steps = Some((
-                node as u32,
-                self.view.step_phase(node, self.max_node_steps)?,
-            ));
-        }
-        Ok(&mut self.steps.as_mut().expect("just set").1)
+        recorded_run(&mut self.steps, &self.view, node, self.max_node_steps)
     }
 }
 
