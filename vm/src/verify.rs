@@ -9,8 +9,8 @@
 //! names (`snake_case` here is `_camelCase` there, and `verify_step` is `step`): a `Cursor` over
 //! the witness bytes (`read_bytes` ... `finish`), the `State` (which the contract keeps in place in
 //! its encoding: `write_reg`, `advance`, `fault`), `execute_step`, the proofs
-//! `verify_instruction_proof`, `verify_memory_proof` / `memory_root_with_leaf`,
-//! `verify_input_proof`, `verify_chunk_proof`, `verify_accumulator` and `accumulator_append`, the
+//! `verify_instruction_proof`, `verify_memory_proof` / `memory_root_with_leaf` /
+//! `rewrite_memory_proof`, `verify_input_proof`, `verify_chunk_proof`, `verify_accumulator` and `accumulator_append`, the
 //! instruction fields, one `execute_*` function per instruction class and one `ecall_*` function
 //! per ecall; the constants have the same names too. Every witness rejection is a [`VerifyError`]
 //! whose variants carry the names and fields of the contract's custom errors.
@@ -479,6 +479,21 @@ fn verify_memory_proof(
     Ok(proof)
 }
 
+/// Checks `proof` (of the leaf holding `addr`) against `mem_root` and returns the memory root with
+/// `leaf` in place of the proof's leaf: [`verify_memory_proof`]'s check and [`memory_root_with_leaf`]
+/// in one, as the contract does them in one pass over the path.
+fn rewrite_memory_proof(
+    proof: &MemoryProof,
+    mem_root: &Hash,
+    addr: u32,
+    leaf: &[u8; 32],
+) -> Result<Hash, VerifyError> {
+    if memory_root_with_leaf(proof, &proof.leaf) != *mem_root {
+        return Err(VerifyError::BadMemoryProof { addr });
+    }
+    Ok(memory_root_with_leaf(proof, leaf))
+}
+
 /// What the input proof says about one slot: its chunk count `n` (0 for an empty slot) and its data
 /// root.
 struct InputSlot {
@@ -766,13 +781,13 @@ fn execute_store(s: &mut State, c: &mut Cursor<'_>, insn: u32) -> Result<(), Ver
         s.fault(code);
         return Ok(());
     }
-    let proof = verify_memory_proof(c, &s.mem_root, addr)?;
+    let proof = read_memory_proof(c, addr, "memory proof")?;
     let value = rs2(s, insn).to_le_bytes();
     let o = (addr % LEAF_BYTES) as usize;
     let w = width as usize;
     let mut leaf = proof.leaf;
     leaf[o..o + w].copy_from_slice(&value[..w]);
-    s.mem_root = memory_root_with_leaf(&proof, &leaf);
+    s.mem_root = rewrite_memory_proof(&proof, &s.mem_root, addr, &leaf)?;
     s.advance();
     Ok(())
 }
@@ -911,8 +926,8 @@ fn ecall_read_chunk(s: &mut State, c: &mut Cursor<'_>) -> Result<(), VerifyError
         return Ok(());
     }
     let chunk = verify_chunk_proof(c, &input, slot, chunk_index)?;
-    let proof = verify_memory_proof(c, &s.mem_root, dest)?;
-    s.mem_root = memory_root_with_leaf(&proof, &chunk);
+    let proof = read_memory_proof(c, dest, "memory proof")?;
+    s.mem_root = rewrite_memory_proof(&proof, &s.mem_root, dest, &chunk)?;
     s.advance();
     Ok(())
 }
