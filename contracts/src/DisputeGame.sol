@@ -5,6 +5,7 @@ import {DataRoot} from "./DataRoot.sol";
 import {NodeVm} from "./NodeVm.sol";
 import {Registry} from "./Registry.sol";
 import {Step} from "./Step.sol";
+import {OFFSET_STATUS, OFFSET_STEP} from "./VmLayout.sol";
 
 /// @title DisputeGame
 /// @notice Requests, bonded results, and the two-phase dissection game that decides a disputed
@@ -397,7 +398,7 @@ contract DisputeGame {
         bytes32 initial = _initialState(g, o, info, _requests[res.request].input);
         (bytes32 finalHash, bytes32 proven) = nodeVm.finalOutput(o.finalState, o.accumulator, o.outputHeader);
         if (proven != o.output) revert OutputMismatch(o.output, proven);
-        uint64 steps = uint64(bytes8(o.finalState[160:168]));
+        uint64 steps = uint64(bytes8(o.finalState[OFFSET_STEP:OFFSET_STATUS]));
         // An exited state at step 0 would leave nothing to dissect (and no step to prove).
         if (steps == 0) revert BadStepCount(steps);
         g.phase = 1;

@@ -1,6 +1,20 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 pragma solidity 0.8.30;
 
+import {
+    ACCUMULATOR_LEN,
+    INPUT_SLOTS,
+    OFFSET_EXIT_CODE,
+    OFFSET_FRONTIER,
+    OFFSET_INPUT_ROOT,
+    OFFSET_MEM_ROOT,
+    OFFSET_OUTPUT_ACC,
+    OFFSET_PC,
+    OFFSET_STATUS,
+    STATE_LEN,
+    STATUS_EXITED
+} from "./VmLayout.sol";
+
 /// @title NodeVm
 /// @notice Links the two dispute phases for one graph node: it builds the node's initial VM state
 /// from commitments the chain already has, and checks a claimed final VM state against the node's
@@ -16,10 +30,9 @@ contract NodeVm {
     /// The accumulator does not hash to the final state's outputAcc.
     error BadAccumulator();
 
-    uint256 internal constant STATE_LEN = 237;
-    uint256 internal constant ACCUMULATOR_LEN = 868;
-    /// Initial stack pointer (x2) of every machine.
+    /// Initial stack pointer (x2) of every machine, and where x2 sits in the state encoding.
     uint32 internal constant STACK_TOP = 0x80000000;
+    uint256 internal constant OFFSET_SP = 8; // OFFSET_REGS + 4 * (2 - 1)
 
     /// Hash of the initial state of a kernel run: pc = `entry`, x2 = the stack top, other registers
     /// 0, memory = the kernel image (`kernelRoot`), step 0, running, input slot `i` holding the tensor
@@ -29,18 +42,17 @@ contract NodeVm {
         pure
         returns (bytes32)
     {
-        if (slots.length > 16) revert TooManySlots(slots.length);
+        if (slots.length > INPUT_SLOTS) revert TooManySlots(slots.length);
         bytes32 inputRoot = _inputRoot(slots);
         bytes32 emptyAcc = _emptyAccumulatorHash();
         bytes memory s = new bytes(STATE_LEN);
         assembly ("memory-safe") {
             let p := add(s, 32)
-            mstore(p, shl(224, entry))
-            // x2 sits at offset 4 + 4·(2−1) = 8.
-            mstore(add(p, 8), or(shr(32, shl(32, mload(add(p, 8)))), shl(224, STACK_TOP)))
-            mstore(add(p, 128), kernelRoot)
-            mstore(add(p, 173), inputRoot)
-            mstore(add(p, 205), emptyAcc)
+            mstore(p, shl(224, entry)) // OFFSET_PC = 0
+            mstore(add(p, OFFSET_SP), or(shr(32, shl(32, mload(add(p, OFFSET_SP)))), shl(224, STACK_TOP)))
+            mstore(add(p, OFFSET_MEM_ROOT), kernelRoot)
+            mstore(add(p, OFFSET_INPUT_ROOT), inputRoot)
+            mstore(add(p, OFFSET_OUTPUT_ACC), emptyAcc)
         }
         return keccak256(s);
     }
@@ -54,21 +66,23 @@ contract NodeVm {
     {
         if (state.length != STATE_LEN) revert BadLength("state", state.length);
         if (accumulator.length != ACCUMULATOR_LEN) revert BadLength("accumulator", accumulator.length);
-        uint8 status = uint8(state[168]);
-        uint32 exitCode = uint32(bytes4(state[169:173]));
-        if (status != 1 || exitCode != 0) revert NotExitedCleanly(status, exitCode);
-        if (keccak256(accumulator) != bytes32(state[205:237])) revert BadAccumulator();
+        uint8 status = uint8(state[OFFSET_STATUS]);
+        uint32 exitCode = uint32(bytes4(state[OFFSET_EXIT_CODE:OFFSET_INPUT_ROOT]));
+        if (status != STATUS_EXITED || exitCode != 0) revert NotExitedCleanly(status, exitCode);
+        if (keccak256(accumulator) != bytes32(state[OFFSET_OUTPUT_ACC:STATE_LEN])) {
+            revert BadAccumulator();
+        }
         stateHash = keccak256(state);
         outputCommitment = keccak256(abi.encodePacked(header, _accumulatorDataRoot(accumulator)));
     }
 
     /// Merkle root of depth 4 over the 16 slot leaves.
     function _inputRoot(bytes32[] calldata slots) private pure returns (bytes32) {
-        bytes32[16] memory level;
+        bytes32[INPUT_SLOTS] memory level;
         for (uint256 i = 0; i < slots.length; i++) {
             level[i] = slots[i];
         }
-        for (uint256 width = 8; width >= 1; width /= 2) {
+        for (uint256 width = INPUT_SLOTS >> 1; width >= 1; width /= 2) {
             for (uint256 i = 0; i < width; i++) {
                 level[i] = keccak256(abi.encodePacked(level[2 * i], level[2 * i + 1]));
             }
@@ -80,8 +94,8 @@ contract NodeVm {
     function _emptyAccumulatorHash() private pure returns (bytes32 h) {
         assembly ("memory-safe") {
             let p := mload(0x40)
-            calldatacopy(p, calldatasize(), 868) // zeroes: reading past calldata gives 0
-            h := keccak256(p, 868)
+            calldatacopy(p, calldatasize(), ACCUMULATOR_LEN) // zeroes: reading past calldata gives 0
+            h := keccak256(p, ACCUMULATOR_LEN)
         }
     }
 

@@ -5,12 +5,15 @@
 //! the witness, reads the witness front to back, proves every leaf it uses, executes the one RV32IM
 //! instruction and returns the hash of the post-state encoding.
 //!
-//! The layout mirrors a Solidity contract, so the port can follow it name by name: a `Cursor` over
-//! the witness bytes, a decoded `State`, one `execute_*` function per instruction class, one
-//! `ecall_*` function per ecall, and the proof helpers `verify_instruction_proof`,
-//! `verify_memory_proof` / `memory_root_with_leaf`, `verify_input_proof`, `verify_chunk_proof`,
-//! `verify_accumulator` and `accumulator_append`. Every witness rejection is a [`VerifyError`] whose
-//! variants carry the names of the contract's custom errors.
+//! `contracts/src/Step.sol` mirrors it function by function, in the same order and under the same
+//! names (`snake_case` here is `_camelCase` there, and `verify_step` is `step`): a `Cursor` over
+//! the witness bytes (`read_bytes` ... `finish`), the `State` (which the contract keeps in place in
+//! its encoding: `write_reg`, `advance`, `fault`), `execute_step`, the proofs
+//! `verify_instruction_proof`, `verify_memory_proof` / `memory_root_with_leaf` /
+//! `rewrite_memory_proof`, `verify_input_proof`, `verify_chunk_proof`, `verify_accumulator` and `accumulator_append`, the
+//! instruction fields, one `execute_*` function per instruction class and one `ecall_*` function
+//! per ecall; the constants have the same names too. Every witness rejection is a [`VerifyError`]
+//! whose variants carry the names and fields of the contract's custom errors.
 
 use crate::hash::{ceil_log2, hash_pair, keccak256, root_from_path, Hash, MEMORY_DEPTH};
 
@@ -81,6 +84,46 @@ const OPCODE_SYSTEM: u32 = 0b111_0011;
 const FUNCT7_BASE: u32 = 0b000_0000;
 const FUNCT7_ALT: u32 = 0b010_0000;
 const FUNCT7_MEXT: u32 = 0b000_0001;
+
+/// funct3 of JALR.
+const FUNCT3_JALR: u32 = 0;
+/// funct3 of BRANCH.
+const FUNCT3_BEQ: u32 = 0;
+const FUNCT3_BNE: u32 = 1;
+const FUNCT3_BLT: u32 = 4;
+const FUNCT3_BGE: u32 = 5;
+const FUNCT3_BLTU: u32 = 6;
+const FUNCT3_BGEU: u32 = 7;
+/// funct3 of LOAD.
+const FUNCT3_LB: u32 = 0;
+const FUNCT3_LH: u32 = 1;
+const FUNCT3_LW: u32 = 2;
+const FUNCT3_LBU: u32 = 4;
+const FUNCT3_LHU: u32 = 5;
+/// funct3 of STORE.
+const FUNCT3_SB: u32 = 0;
+const FUNCT3_SH: u32 = 1;
+const FUNCT3_SW: u32 = 2;
+/// funct3 of OP and OP-IMM (ADD is also ADDI and SUB, SRL is also SRA, and so on).
+const FUNCT3_ADD: u32 = 0;
+const FUNCT3_SLL: u32 = 1;
+const FUNCT3_SLT: u32 = 2;
+const FUNCT3_SLTU: u32 = 3;
+const FUNCT3_XOR: u32 = 4;
+const FUNCT3_SRL: u32 = 5;
+const FUNCT3_OR: u32 = 6;
+const FUNCT3_AND: u32 = 7;
+/// funct3 of OP with funct7 [`FUNCT7_MEXT`].
+const FUNCT3_MUL: u32 = 0;
+const FUNCT3_MULH: u32 = 1;
+const FUNCT3_MULHSU: u32 = 2;
+const FUNCT3_MULHU: u32 = 3;
+const FUNCT3_DIV: u32 = 4;
+const FUNCT3_DIVU: u32 = 5;
+const FUNCT3_REM: u32 = 6;
+/// funct3 of MISC-MEM.
+const FUNCT3_FENCE: u32 = 0;
+const FUNCT3_FENCE_I: u32 = 1;
 
 /// The only two SYSTEM words that are not illegal.
 const WORD_ECALL: u32 = 0x0000_0073;
@@ -364,15 +407,16 @@ fn execute_step(s: &mut State, c: &mut Cursor<'_>) -> Result<(), VerifyError> {
         s.fault(FAULT_ILLEGAL_INSTRUCTION);
         return Ok(());
     }
+    // In the contract's order, which tries the classes by how often programs run them.
     match opcode(insn) {
+        OPCODE_OP => execute_op(s, insn),
+        OPCODE_OP_IMM => execute_op_imm(s, insn),
+        OPCODE_LOAD => execute_load(s, c, insn)?,
+        OPCODE_STORE => execute_store(s, c, insn)?,
+        OPCODE_BRANCH => execute_branch(s, insn),
         OPCODE_LUI | OPCODE_AUIPC => execute_lui_auipc(s, insn),
         OPCODE_JAL => execute_jal(s, insn),
         OPCODE_JALR => execute_jalr(s, insn),
-        OPCODE_BRANCH => execute_branch(s, insn),
-        OPCODE_LOAD => execute_load(s, c, insn)?,
-        OPCODE_STORE => execute_store(s, c, insn)?,
-        OPCODE_OP_IMM => execute_op_imm(s, insn),
-        OPCODE_OP => execute_op(s, insn),
         OPCODE_MISC_MEM => execute_misc_mem(s, insn),
         OPCODE_SYSTEM => execute_system(s, c, insn)?,
         _ => s.fault(FAULT_ILLEGAL_INSTRUCTION),
@@ -433,6 +477,21 @@ fn verify_memory_proof(
         return Err(VerifyError::BadMemoryProof { addr });
     }
     Ok(proof)
+}
+
+/// Checks `proof` (of the leaf holding `addr`) against `mem_root` and returns the memory root with
+/// `leaf` in place of the proof's leaf: [`verify_memory_proof`]'s check and [`memory_root_with_leaf`]
+/// in one, as the contract does them in one pass over the path.
+fn rewrite_memory_proof(
+    proof: &MemoryProof,
+    mem_root: &Hash,
+    addr: u32,
+    leaf: &[u8; 32],
+) -> Result<Hash, VerifyError> {
+    if memory_root_with_leaf(proof, &proof.leaf) != *mem_root {
+        return Err(VerifyError::BadMemoryProof { addr });
+    }
+    Ok(memory_root_with_leaf(proof, leaf))
 }
 
 /// What the input proof says about one slot: its chunk count `n` (0 for an empty slot) and its data
@@ -633,7 +692,7 @@ fn execute_jal(s: &mut State, insn: u32) {
 
 /// JALR (funct3 0): `t = (rs1 + imm_i) & ~1; rd = pc + 4; pc = t`.
 fn execute_jalr(s: &mut State, insn: u32) {
-    if funct3(insn) != 0 {
+    if funct3(insn) != FUNCT3_JALR {
         return s.fault(FAULT_ILLEGAL_INSTRUCTION);
     }
     let target = rs1(s, insn).wrapping_add(imm_i(insn)) & !1;
@@ -645,12 +704,12 @@ fn execute_jalr(s: &mut State, insn: u32) {
 fn execute_branch(s: &mut State, insn: u32) {
     let (a, b) = (rs1(s, insn), rs2(s, insn));
     let taken = match funct3(insn) {
-        0 => a == b,
-        1 => a != b,
-        4 => (a as i32) < (b as i32),
-        5 => (a as i32) >= (b as i32),
-        6 => a < b,
-        7 => a >= b,
+        FUNCT3_BEQ => a == b,
+        FUNCT3_BNE => a != b,
+        FUNCT3_BLT => (a as i32) < (b as i32),
+        FUNCT3_BGE => (a as i32) >= (b as i32),
+        FUNCT3_BLTU => a < b,
+        FUNCT3_BGEU => a >= b,
         _ => return s.fault(FAULT_ILLEGAL_INSTRUCTION),
     };
     if taken {
@@ -675,11 +734,11 @@ fn access_fault(addr: u32, width: u32) -> Option<u32> {
 /// LB, LH, LW, LBU, LHU from `rs1 + imm_i`, with a memory proof of the leaf read.
 fn execute_load(s: &mut State, c: &mut Cursor<'_>, insn: u32) -> Result<(), VerifyError> {
     let (width, signed) = match funct3(insn) {
-        0 => (1, true),
-        1 => (2, true),
-        2 => (4, false),
-        4 => (1, false),
-        5 => (2, false),
+        FUNCT3_LB => (1, true),
+        FUNCT3_LH => (2, true),
+        FUNCT3_LW => (4, false),
+        FUNCT3_LBU => (1, false),
+        FUNCT3_LHU => (2, false),
         _ => {
             s.fault(FAULT_ILLEGAL_INSTRUCTION);
             return Ok(());
@@ -709,9 +768,9 @@ fn execute_load(s: &mut State, c: &mut Cursor<'_>, insn: u32) -> Result<(), Veri
 /// root recomputed along the proof's path.
 fn execute_store(s: &mut State, c: &mut Cursor<'_>, insn: u32) -> Result<(), VerifyError> {
     let width: u32 = match funct3(insn) {
-        0 => 1,
-        1 => 2,
-        2 => 4,
+        FUNCT3_SB => 1,
+        FUNCT3_SH => 2,
+        FUNCT3_SW => 4,
         _ => {
             s.fault(FAULT_ILLEGAL_INSTRUCTION);
             return Ok(());
@@ -722,13 +781,13 @@ fn execute_store(s: &mut State, c: &mut Cursor<'_>, insn: u32) -> Result<(), Ver
         s.fault(code);
         return Ok(());
     }
-    let proof = verify_memory_proof(c, &s.mem_root, addr)?;
+    let proof = read_memory_proof(c, addr, "memory proof")?;
     let value = rs2(s, insn).to_le_bytes();
     let o = (addr % LEAF_BYTES) as usize;
     let w = width as usize;
     let mut leaf = proof.leaf;
     leaf[o..o + w].copy_from_slice(&value[..w]);
-    s.mem_root = memory_root_with_leaf(&proof, &leaf);
+    s.mem_root = rewrite_memory_proof(&proof, &s.mem_root, addr, &leaf)?;
     s.advance();
     Ok(())
 }
@@ -739,15 +798,15 @@ fn execute_op_imm(s: &mut State, insn: u32) {
     let imm = imm_i(insn);
     let shamt = imm & 31;
     let value = match (funct3(insn), funct7(insn)) {
-        (0, _) => a.wrapping_add(imm),
-        (2, _) => u32::from((a as i32) < (imm as i32)),
-        (3, _) => u32::from(a < imm),
-        (4, _) => a ^ imm,
-        (6, _) => a | imm,
-        (7, _) => a & imm,
-        (1, FUNCT7_BASE) => a << shamt,
-        (5, FUNCT7_BASE) => a >> shamt,
-        (5, FUNCT7_ALT) => ((a as i32) >> shamt) as u32,
+        (FUNCT3_ADD, _) => a.wrapping_add(imm),
+        (FUNCT3_SLT, _) => u32::from((a as i32) < (imm as i32)),
+        (FUNCT3_SLTU, _) => u32::from(a < imm),
+        (FUNCT3_XOR, _) => a ^ imm,
+        (FUNCT3_OR, _) => a | imm,
+        (FUNCT3_AND, _) => a & imm,
+        (FUNCT3_SLL, FUNCT7_BASE) => a << shamt,
+        (FUNCT3_SRL, FUNCT7_BASE) => a >> shamt,
+        (FUNCT3_SRL, FUNCT7_ALT) => ((a as i32) >> shamt) as u32,
         _ => return s.fault(FAULT_ILLEGAL_INSTRUCTION),
     };
     s.write_reg(rd(insn), value);
@@ -759,16 +818,16 @@ fn execute_op(s: &mut State, insn: u32) {
     let (a, b) = (rs1(s, insn), rs2(s, insn));
     let shamt = b & 31;
     let value = match (funct7(insn), funct3(insn)) {
-        (FUNCT7_BASE, 0) => a.wrapping_add(b),
-        (FUNCT7_ALT, 0) => a.wrapping_sub(b),
-        (FUNCT7_BASE, 1) => a << shamt,
-        (FUNCT7_BASE, 2) => u32::from((a as i32) < (b as i32)),
-        (FUNCT7_BASE, 3) => u32::from(a < b),
-        (FUNCT7_BASE, 4) => a ^ b,
-        (FUNCT7_BASE, 5) => a >> shamt,
-        (FUNCT7_ALT, 5) => ((a as i32) >> shamt) as u32,
-        (FUNCT7_BASE, 6) => a | b,
-        (FUNCT7_BASE, 7) => a & b,
+        (FUNCT7_BASE, FUNCT3_ADD) => a.wrapping_add(b),
+        (FUNCT7_ALT, FUNCT3_ADD) => a.wrapping_sub(b),
+        (FUNCT7_BASE, FUNCT3_SLL) => a << shamt,
+        (FUNCT7_BASE, FUNCT3_SLT) => u32::from((a as i32) < (b as i32)),
+        (FUNCT7_BASE, FUNCT3_SLTU) => u32::from(a < b),
+        (FUNCT7_BASE, FUNCT3_XOR) => a ^ b,
+        (FUNCT7_BASE, FUNCT3_SRL) => a >> shamt,
+        (FUNCT7_ALT, FUNCT3_SRL) => ((a as i32) >> shamt) as u32,
+        (FUNCT7_BASE, FUNCT3_OR) => a | b,
+        (FUNCT7_BASE, FUNCT3_AND) => a & b,
         (FUNCT7_MEXT, f3) => execute_mext(f3, a, b),
         _ => return s.fault(FAULT_ILLEGAL_INSTRUCTION),
     };
@@ -782,18 +841,19 @@ fn execute_mext(funct3: u32, a: u32, b: u32) -> u32 {
     let (ua, ub) = (u64::from(a), u64::from(b));
     let overflow = a == 0x8000_0000 && b == u32::MAX;
     match funct3 {
-        0 => a.wrapping_mul(b),
-        1 => ((sa * sb) >> 32) as u32,
-        2 => ((sa * ub as i64) >> 32) as u32,
-        3 => ((ua * ub) >> 32) as u32,
-        4 if b == 0 => u32::MAX,
-        4 if overflow => a,
-        4 => ((a as i32) / (b as i32)) as u32,
-        5 if b == 0 => u32::MAX,
-        5 => a / b,
-        6 if b == 0 => a,
-        6 if overflow => 0,
-        6 => ((a as i32) % (b as i32)) as u32,
+        FUNCT3_MUL => a.wrapping_mul(b),
+        FUNCT3_MULH => ((sa * sb) >> 32) as u32,
+        FUNCT3_MULHSU => ((sa * ub as i64) >> 32) as u32,
+        FUNCT3_MULHU => ((ua * ub) >> 32) as u32,
+        FUNCT3_DIV if b == 0 => u32::MAX,
+        FUNCT3_DIV if overflow => a,
+        FUNCT3_DIV => ((a as i32) / (b as i32)) as u32,
+        FUNCT3_DIVU if b == 0 => u32::MAX,
+        FUNCT3_DIVU => a / b,
+        FUNCT3_REM if b == 0 => a,
+        FUNCT3_REM if overflow => 0,
+        FUNCT3_REM => ((a as i32) % (b as i32)) as u32,
+        // REMU (funct3 7).
         _ if b == 0 => a,
         _ => a % b,
     }
@@ -802,7 +862,7 @@ fn execute_mext(funct3: u32, a: u32, b: u32) -> u32 {
 /// FENCE (funct3 0) and FENCE.I (funct3 1): no-ops.
 fn execute_misc_mem(s: &mut State, insn: u32) {
     match funct3(insn) {
-        0 | 1 => s.advance(),
+        FUNCT3_FENCE | FUNCT3_FENCE_I => s.advance(),
         _ => s.fault(FAULT_ILLEGAL_INSTRUCTION),
     }
 }
@@ -866,8 +926,8 @@ fn ecall_read_chunk(s: &mut State, c: &mut Cursor<'_>) -> Result<(), VerifyError
         return Ok(());
     }
     let chunk = verify_chunk_proof(c, &input, slot, chunk_index)?;
-    let proof = verify_memory_proof(c, &s.mem_root, dest)?;
-    s.mem_root = memory_root_with_leaf(&proof, &chunk);
+    let proof = read_memory_proof(c, dest, "memory proof")?;
+    s.mem_root = rewrite_memory_proof(&proof, &s.mem_root, dest, &chunk)?;
     s.advance();
     Ok(())
 }
