@@ -184,3 +184,41 @@ fn import_refuses_zero_samples_and_the_test_split() {
     }
     let _ = std::fs::remove_dir_all(out);
 }
+
+/// Outside the repository the tour names what it cannot find instead of running half and
+/// printing that every check passed.
+#[test]
+fn the_tour_outside_the_repository_names_what_is_missing() {
+    let dir = scratch("tour-outside");
+    let (code, stdout, stderr) = opml_in(&dir, &["vm", "tour"]);
+    assert_eq!(code, Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("target/riscv-programs/primes.elf not found")
+            && stderr.contains("vm/tests/programs/build.sh"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("every check passed"), "{stdout}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// On a fresh clone (the build script, no target/riscv-programs, no MNIST model) the tour builds
+/// its program, runs, and says that it skipped the MNIST part rather than that everything passed.
+#[test]
+fn the_tour_on_a_fresh_clone_builds_its_program_and_says_what_it_skipped() {
+    let dir = scratch("tour-fresh");
+    std::fs::create_dir_all(dir.join("vm/tests")).unwrap();
+    std::os::unix::fs::symlink(repo("vm/tests/programs"), dir.join("vm/tests/programs")).unwrap();
+    let (code, stdout, stderr) = opml_in(&dir, &["vm", "tour"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        dir.join("target/riscv-programs/primes.elf").exists(),
+        "{stderr}"
+    );
+    assert!(stdout.contains("-- 5. MNIST: SKIPPED"), "{stdout}");
+    assert!(
+        stdout.contains("SKIPPED: MNIST nodes in the VM"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("every check passed"), "{stdout}");
+    let _ = std::fs::remove_dir_all(dir);
+}
