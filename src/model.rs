@@ -93,7 +93,7 @@ pub(crate) fn run(cmd: ModelCommand) -> Result<ExitCode> {
 fn import(args: ImportArgs) -> Result<ExitCode> {
     let float = FloatModel::load(&args.float)?;
     let data = Dataset::load(&args.calibration)?;
-    let n = args.samples.min(data.len());
+    let n = calibration_count(&args, &data)?;
     let calibration: Vec<_> = (0..n).map(|i| float_image(data.image(i))).collect();
     let start = Instant::now();
     let model = opml_dnn::quantize::quantize(&float, &calibration)?;
@@ -108,6 +108,26 @@ fn import(args: ImportArgs) -> Result<ExitCode> {
     );
     println!("model commitment {}", B256::from(model.commitment()?));
     Ok(ExitCode::SUCCESS)
+}
+
+/// How many images of `data` to calibrate on. Refuses what would quietly write a useless or
+/// dishonest model: no images at all (every activation scale would be a guess) and a split its file
+/// marks as held out (the accuracy later measured on it would no longer mean anything).
+fn calibration_count(args: &ImportArgs, data: &Dataset) -> Result<usize> {
+    let path = args.calibration.display();
+    if data.split.as_deref() == Some("test") {
+        bail!(
+            "{path} is the held-out test split; calibrate on the training split \
+             (e.g. --calibration data/mnist/train.safetensors) so that its accuracy stays meaningful"
+        );
+    }
+    if args.samples == 0 {
+        bail!("--samples 0: calibration needs at least one image (the usual is 1000)");
+    }
+    if data.is_empty() {
+        bail!("{path} holds no images to calibrate on");
+    }
+    Ok(args.samples.min(data.len()))
 }
 
 #[derive(Serialize)]

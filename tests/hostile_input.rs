@@ -119,3 +119,106 @@ fn a_closed_pipe_ends_the_output_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_ne!(out.status.code(), Some(101), "{stderr}");
 }
+
+/// Runs `opml args` in `dir`; returns (exit status, stdout, stderr).
+fn opml_in(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(OPML)
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// A fresh empty directory under the system's temporary one.
+fn scratch(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("opml-hostile-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A calibration that would quietly write a useless model (no images, or the held-out split
+/// whose accuracy it would then fake) is refused, and nothing is written.
+#[test]
+fn import_refuses_zero_samples_and_the_test_split() {
+    let out = scratch("import");
+    let model = out.join("model");
+    let model = model.to_str().unwrap();
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["--calibration", "data/mnist/test.safetensors"],
+            "held-out test split",
+        ),
+        (
+            &[
+                "--calibration",
+                "data/mnist/test.safetensors",
+                "--samples",
+                "10",
+            ],
+            "held-out test split",
+        ),
+        (
+            &[
+                "--calibration",
+                "data/mnist/train.safetensors",
+                "--samples",
+                "0",
+            ],
+            "--samples 0",
+        ),
+    ];
+    for (extra, want) in cases {
+        let mut args = vec!["model", "import", "models/mnist-mlp", "--out", model];
+        args.extend_from_slice(extra);
+        let (code, stderr) = opml(&args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+        assert!(!Path::new(model).exists(), "{args:?} wrote a model");
+    }
+    let _ = std::fs::remove_dir_all(out);
+}
+
+/// Outside the repository the tour names what it cannot find instead of running half and
+/// printing that every check passed.
+#[test]
+fn the_tour_outside_the_repository_names_what_is_missing() {
+    let dir = scratch("tour-outside");
+    let (code, stdout, stderr) = opml_in(&dir, &["vm", "tour"]);
+    assert_eq!(code, Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("target/riscv-programs/primes.elf not found")
+            && stderr.contains("vm/tests/programs/build.sh"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("every check passed"), "{stdout}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// On a fresh clone (the build script, no target/riscv-programs, no MNIST model) the tour builds
+/// its program, runs, and says that it skipped the MNIST part rather than that everything passed.
+#[test]
+fn the_tour_on_a_fresh_clone_builds_its_program_and_says_what_it_skipped() {
+    let dir = scratch("tour-fresh");
+    std::fs::create_dir_all(dir.join("vm/tests")).unwrap();
+    std::os::unix::fs::symlink(repo("vm/tests/programs"), dir.join("vm/tests/programs")).unwrap();
+    let (code, stdout, stderr) = opml_in(&dir, &["vm", "tour"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        dir.join("target/riscv-programs/primes.elf").exists(),
+        "{stderr}"
+    );
+    assert!(stdout.contains("-- 5. MNIST: SKIPPED"), "{stdout}");
+    assert!(
+        stdout.contains("SKIPPED: MNIST nodes in the VM"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("every check passed"), "{stdout}");
+    let _ = std::fs::remove_dir_all(dir);
+}

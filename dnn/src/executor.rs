@@ -69,6 +69,55 @@ pub fn trace_root(leaves: &[Hash]) -> Hash {
     level[0]
 }
 
+/// The trace tree filled one leaf at a time: each [`TraceTree::push`] and [`TraceTree::root`] hashes
+/// at most [`TRACE_DEPTH`] pairs, so a run's per-node trace roots cost O(nodes), not the O(nodes²)
+/// of recomputing [`trace_root`] over every prefix. Holds the left siblings of the next leaf's path.
+#[derive(Debug, Clone, Default)]
+pub struct TraceTree {
+    /// At level `h`, the root of the last complete left subtree, where the count's bit `h` is set.
+    branch: [Hash; TRACE_DEPTH],
+    /// Leaves pushed so far.
+    count: usize,
+}
+
+impl TraceTree {
+    /// Appends the next leaf; returns the new root (that of [`trace_root`] over all leaves pushed).
+    pub fn push(&mut self, leaf: Hash) -> Hash {
+        let (mut node, mut size) = (leaf, self.count);
+        for h in 0..TRACE_DEPTH {
+            if size & 1 == 0 {
+                self.branch[h] = node;
+                break;
+            }
+            node = pair(&self.branch[h], &node);
+            size >>= 1;
+        }
+        self.count += 1;
+        self.root()
+    }
+
+    /// The root over the leaves pushed so far, the rest zero.
+    pub fn root(&self) -> Hash {
+        let (mut node, mut size) = (zero_hash(0), self.count);
+        for h in 0..TRACE_DEPTH {
+            node = if size & 1 == 1 {
+                pair(&self.branch[h], &node)
+            } else {
+                pair(&node, &zero_hash(h))
+            };
+            size >>= 1;
+        }
+        node
+    }
+}
+
+/// `hash_pair`, counted in tests so that a test can hold the trace tree to a linear number of hashes.
+fn pair(left: &Hash, right: &Hash) -> Hash {
+    #[cfg(test)]
+    tests::PAIRS.with(|c| c.set(c.get() + 1));
+    hash_pair(left, right)
+}
+
 /// The siblings (bottom up) of leaf `index` in the trace tree whose first leaves are `leaves`: the
 /// one path that proves leaf `index` both in the state before it is set (zero) and after.
 pub fn trace_path(leaves: &[Hash], index: usize) -> [Hash; TRACE_DEPTH] {
@@ -108,7 +157,7 @@ impl Model {
             });
         }
         let mut outputs: Vec<Tensor> = Vec::with_capacity(self.manifest.nodes.len());
-        let mut commitments = Vec::with_capacity(self.manifest.nodes.len());
+        let mut tree = TraceTree::default();
         let mut nodes = Vec::with_capacity(self.manifest.nodes.len());
         for (index, node) in self.manifest.nodes.iter().enumerate() {
             let inputs = self.node_inputs(index, input, &outputs)?;
@@ -120,11 +169,10 @@ impl Model {
             })?;
             let time = start.elapsed();
             let commitment = output.commitment()?;
-            commitments.push(commitment);
             nodes.push(NodeResult {
                 output: output.clone(),
                 commitment,
-                trace_root: trace_root(&commitments),
+                trace_root: tree.push(commitment),
                 time,
             });
             outputs.push(output);
@@ -140,8 +188,10 @@ impl Model {
         trace: &Trace,
         max_steps: u64,
     ) -> Result<KernelRun, ModelError> {
-        let outputs = trace.outputs();
-        let inputs = self.node_inputs(index, input, &outputs[..index])?;
+        // Borrowed, not cloned: a loop over every node must not copy every output each time.
+        let inputs = self.node_inputs_with(index, input, index.min(trace.nodes.len()), |j| {
+            &trace.nodes[j].output
+        })?;
         let node = &self.manifest.nodes[index];
         node.op
             .run_in_vm(&inputs, max_steps)
@@ -156,6 +206,33 @@ impl Model {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Pairs hashed by `pair` on this thread.
+        pub(super) static PAIRS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// The incremental tree gives the root of every prefix, and each push costs at most two paths
+    /// of hashes, whatever the number of leaves before it (the old per-prefix recomputation did
+    /// O(leaves) hashes per node, O(nodes²) per run).
+    #[test]
+    fn the_trace_tree_matches_trace_root_with_a_bounded_number_of_hashes() {
+        let leaves: Vec<Hash> = (0..1000u32)
+            .map(|k| opml_vm::keccak256(&k.to_be_bytes()))
+            .collect();
+        let mut tree = TraceTree::default();
+        assert_eq!(tree.root(), trace_root(&[]));
+        for (i, leaf) in leaves.iter().enumerate() {
+            let before = PAIRS.with(Cell::get);
+            let root = tree.push(*leaf);
+            let hashes = PAIRS.with(Cell::get) - before;
+            assert!(hashes <= 2 * TRACE_DEPTH, "push {i} hashed {hashes} pairs");
+            if [0, 1, 2, 3, 7, 8, 511, 512, 999].contains(&i) {
+                assert_eq!(root, trace_root(&leaves[..=i]), "after {} leaves", i + 1);
+            }
+        }
+    }
 
     #[test]
     fn trace_roots_are_fixed_depth_roots() {

@@ -116,6 +116,14 @@ pub enum ModelError {
     /// The graph has no nodes.
     #[error("the graph has no nodes")]
     Empty,
+    /// The graph has more nodes than the phase-2 trace tree has leaves.
+    #[error("the graph has {nodes} nodes; the trace tree holds at most {max}")]
+    TooManyNodes {
+        /// Nodes in the graph.
+        nodes: usize,
+        /// The limit, 2^TRACE_DEPTH.
+        max: usize,
+    },
     /// The model's input does not fit a request (the game's `MAX_INPUT_BYTES`).
     #[error("the input {shape:?} takes {bytes} bytes; a request carries at most {max}")]
     InputTooLarge {
@@ -173,6 +181,18 @@ impl Model {
         input: &'a Tensor,
         outputs: &'a [Tensor],
     ) -> Result<Vec<&'a Tensor>, ModelError> {
+        self.node_inputs_with(index, input, outputs.len(), |j| &outputs[j])
+    }
+
+    /// [`Model::node_inputs`] with the first `count` node outputs given by `output`, so that
+    /// callers holding them elsewhere (a [`crate::Trace`]) need not copy them into a slice.
+    pub(crate) fn node_inputs_with<'a>(
+        &'a self,
+        index: usize,
+        input: &'a Tensor,
+        count: usize,
+        output: impl Fn(usize) -> &'a Tensor,
+    ) -> Result<Vec<&'a Tensor>, ModelError> {
         let node = &self.manifest.nodes[index];
         let fail = |reason: String| ModelError::Node {
             index,
@@ -187,7 +207,7 @@ impl Model {
                     .weights
                     .get(name)
                     .ok_or_else(|| fail(format!("weight {name} is not in the weights file"))),
-                TensorRef::Node(j) if *j < index && *j < outputs.len() => Ok(&outputs[*j]),
+                TensorRef::Node(j) if *j < index && *j < count => Ok(output(*j)),
                 TensorRef::Node(j) => Err(fail(format!("input node {j} does not come before it"))),
             })
             .collect()
@@ -198,6 +218,13 @@ impl Model {
     fn check(&self) -> Result<(), ModelError> {
         if self.manifest.nodes.is_empty() {
             return Err(ModelError::Empty);
+        }
+        let max = 1 << crate::executor::TRACE_DEPTH;
+        if self.manifest.nodes.len() > max {
+            return Err(ModelError::TooManyNodes {
+                nodes: self.manifest.nodes.len(),
+                max,
+            });
         }
         let zero = self.zero_input()?;
         let mut outputs = Vec::new();
@@ -298,15 +325,15 @@ impl Model {
     /// Node `index`'s inputs as committed (protocol section 9): per input its tag (0 the request
     /// input, 1 a weight, 2 a node) and index (the weight's in name order, the node's).
     pub fn input_refs(&self, index: usize) -> Vec<(u8, u32)> {
-        let names = self.weight_names();
         self.manifest.nodes[index]
             .inputs
             .iter()
             .map(|r| match r {
                 TensorRef::Input => (0u8, 0u32),
-                TensorRef::Weight(name) => {
-                    (1, names.iter().position(|n| n == name).unwrap_or(0) as u32)
-                }
+                TensorRef::Weight(name) => (
+                    1,
+                    self.weights.keys().position(|n| n == name).unwrap_or(0) as u32,
+                ),
                 TensorRef::Node(j) => (2, *j as u32),
             })
             .collect()
@@ -440,6 +467,42 @@ mod tests {
 
     fn mlp_dir() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/mnist-mlp")
+    }
+
+    /// A graph longer than the trace tree is refused before anything runs, rather than given
+    /// trace roots that no longer commit to every node.
+    #[test]
+    fn graphs_longer_than_the_trace_tree_are_refused() {
+        let max = 1 << crate::executor::TRACE_DEPTH;
+        let chain = |len: usize| ModelManifest {
+            name: "chain".into(),
+            input: InputSpec {
+                dtype: DType::I8,
+                shape: vec![4],
+                scale: 1.0,
+            },
+            nodes: (0..len)
+                .map(|i| Node {
+                    name: format!("r{i}"),
+                    op: Op::Relu,
+                    inputs: vec![if i == 0 {
+                        TensorRef::Input
+                    } else {
+                        TensorRef::Node(i - 1)
+                    }],
+                })
+                .collect(),
+            weights: "weights.safetensors".into(),
+            provenance: serde_json::Value::Null,
+        };
+        for (len, refused) in [(3, false), (max + 1, true)] {
+            let result = Model::new(chain(len), BTreeMap::new());
+            assert_eq!(
+                matches!(result, Err(ModelError::TooManyNodes { .. })),
+                refused,
+                "{len} nodes: {result:?}"
+            );
+        }
     }
 
     /// A copy of the committed MLP with `edit` applied to its JSON and weights bytes.

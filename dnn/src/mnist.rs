@@ -19,6 +19,10 @@ pub struct Dataset {
     pub pixels: Vec<u8>,
     /// Label of each image.
     pub labels: Vec<u8>,
+    /// Which split the file says it is (`train`, `test`), from the `split` entry of its
+    /// safetensors metadata as `scripts/mnist/export.js` writes it ("test: per label, ..."); `None`
+    /// when the file does not say. Lets a caller refuse to calibrate on held-out data.
+    pub split: Option<String>,
 }
 
 impl Dataset {
@@ -54,9 +58,21 @@ impl Dataset {
                 ),
             });
         }
+        let (_, metadata) =
+            SafeTensors::read_metadata(&bytes).map_err(|e| ModelError::Safetensors {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        let split = metadata
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get("split"))
+            .and_then(|s| s.split(':').next())
+            .map(|s| s.trim().to_string());
         Ok(Self {
             pixels: images.data().to_vec(),
             labels: labels.data().to_vec(),
+            split,
         })
     }
 
@@ -131,4 +147,21 @@ pub fn read_pgm(path: &Path) -> Result<Vec<u8>, ModelError> {
         return Err(bad(&format!("{} pixel bytes", pixels.len())));
     }
     Ok(pixels.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Dataset;
+    use std::path::Path;
+
+    /// The split a fixture says it is comes from its metadata, so that importing can refuse to
+    /// calibrate on held-out data.
+    #[test]
+    fn a_split_names_itself() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/mnist");
+        for (file, split) in [("train.safetensors", "train"), ("test.safetensors", "test")] {
+            let data = Dataset::load(&root.join(file)).unwrap();
+            assert_eq!(data.split.as_deref(), Some(split), "{file}");
+        }
+    }
 }

@@ -119,10 +119,16 @@ impl OpKind {
 
     /// The memory root of the kind's kernel image: what a registry records so that a chain can
     /// build a node's initial VM state (with the node's input root) without the image itself.
+    /// Computed once per process: it builds a machine and hashes its memory, which a per-node loop
+    /// over a large model must not repeat.
     pub fn kernel_root(self) -> opml_vm::Hash {
-        opml_vm::Machine::new(self.kernel(), opml_vm::InputSlots::default())
-            .state()
-            .mem_root
+        static ROOTS: [OnceLock<opml_vm::Hash>; OpKind::ALL.len()] =
+            [const { OnceLock::new() }; OpKind::ALL.len()];
+        *ROOTS[self as usize].get_or_init(|| {
+            opml_vm::Machine::new(self.kernel(), opml_vm::InputSlots::default())
+                .state()
+                .mem_root
+        })
     }
 
     /// The kind's VM kernel, assembled once per process.
