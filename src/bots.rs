@@ -2,10 +2,14 @@
 //! them: `opml deploy` (contracts and models on a node) and `opml request` (ask for an inference).
 
 use crate::onchain::{runtime, ChainArgs};
+use crate::EXIT_MISMATCH;
+use alloy::providers::DynProvider;
+use alloy::signers::local::PrivateKeySigner;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use opml_bisect::bot::{http_provider, Endpoint};
+use opml_bisect::bot::{check_config, http_provider, parse_key, Endpoint};
 use opml_bisect::{Attack, Bot, BotConfig, Deployment, GameClient, GameParams, Side};
+use opml_contracts::dev_signer;
 use opml_dnn::mnist::{quantize_image, Dataset};
 use opml_dnn::Model;
 use serde::Serialize;
@@ -15,12 +19,41 @@ use tracing::info;
 
 #[derive(Args)]
 pub(crate) struct BotArgs {
-    /// The bot's TOML file: rpc (a node URL), key (hex, or dev:N for the test mnemonic), game (the
-    /// DisputeGame address), models (folders), bond (the most it locks, e.g. "1 ether"), arity,
-    /// poll_interval_ms, db (its redb file), serve (submitter: requesters it answers) and
-    /// from_block. See docs/bots.md.
+    /// The bot's TOML file: rpc (a node URL), key (hex, env:VAR for a hex key in the environment
+    /// variable VAR, or dev:N for the test mnemonic), game (the DisputeGame address), models
+    /// (folders), bond (the most it locks, e.g. "1 ether"), arity, poll_interval_ms, db (its redb
+    /// file), serve (submitter: requesters it answers) and from_block. See docs/bots.md and
+    /// examples/.
     #[arg(long)]
     config: PathBuf,
+    /// Check the file against the chain and exit without running: the game is this build's
+    /// deployment, its arity and bonds fit, the models load and are registered, the key is not a
+    /// public dev key off a dev chain, its balance covers a bond (and the reserve, submitter).
+    /// Prints each check with ok or FAIL; exits 0 when all pass, 1 when one fails, 2 when the file
+    /// is unusable.
+    #[arg(long)]
+    check: bool,
+}
+
+/// Where an operator command's signing key comes from, when not a dev account.
+#[derive(Args)]
+pub(crate) struct KeyArgs {
+    /// Sign with the hex private key held by the environment variable VAR instead of a dev account
+    /// (the key is never written on the command line, where `ps` and shell history would show it).
+    #[arg(long, value_name = "VAR")]
+    private_key_env: Option<String>,
+}
+
+impl KeyArgs {
+    /// The signer it names, if any.
+    fn signer(&self) -> Result<Option<PrivateKeySigner>> {
+        self.private_key_env
+            .as_ref()
+            .map(|var| {
+                parse_key(&format!("env:{var}")).with_context(|| format!("--private-key-env {var}"))
+            })
+            .transpose()
+    }
 }
 
 /// Which bot a scripted adversary is.
@@ -84,6 +117,9 @@ fn run_bot_with(role: Side, args: BotArgs, attack: Option<Attack>) -> Result<Exi
             args.config.display()
         ),
     };
+    if args.check {
+        return runtime()?.block_on(check(role, &config, http_provider(url)));
+    }
     runtime()?.block_on(async move {
         let mut bot = Bot::start(role, config, http_provider(url)).await?;
         if let Some(attack) = attack {
@@ -92,6 +128,22 @@ fn run_bot_with(role: Side, args: BotArgs, attack: Option<Attack>) -> Result<Exi
         bot.run(shutdown()).await?;
         info!("stopped");
         Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Prints each check of `config` against the chain; success only when every one passes.
+async fn check(role: Side, config: &BotConfig, provider: DynProvider) -> Result<ExitCode> {
+    let checks = check_config(role, config, &provider).await;
+    for c in &checks {
+        match &c.outcome {
+            Ok(facts) => println!("ok    {}: {facts}", c.name),
+            Err(why) => println!("FAIL  {}: {why}", c.name),
+        }
+    }
+    Ok(if checks.iter().all(|c| c.outcome.is_ok()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_MISMATCH)
     })
 }
 
@@ -123,6 +175,8 @@ pub(crate) struct DeployArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
+    key: KeyArgs,
+    #[command(flatten)]
     chain: ChainArgs,
 }
 
@@ -135,7 +189,8 @@ struct DeployReport {
     models: Vec<String>,
 }
 
-/// Deploys Step, NodeVm, Registry and DisputeGame with dev account 0 and registers the models.
+/// Deploys Step, NodeVm, Registry and DisputeGame and registers the models, signed with the key of
+/// `--private-key-env` or else dev account 0.
 pub(crate) fn deploy(args: DeployArgs) -> Result<ExitCode> {
     if args.chain.is_embedded() {
         bail!("opml deploy needs --rpc URL: what it deploys on the embedded chain ends with the process");
@@ -151,8 +206,9 @@ pub(crate) fn deploy(args: DeployArgs) -> Result<ExitCode> {
         clock: args.clock,
         ..GameParams::default()
     };
+    let signer = args.key.signer()?.unwrap_or_else(|| dev_signer(0));
     let report = runtime()?.block_on(async {
-        let (providers, chain) = args.chain.providers(1).await?;
+        let (providers, chain) = args.chain.providers_for(vec![signer]).await?;
         let deployment = Deployment::deploy(&providers[0], &params)
             .await
             .with_context(|| format!("deploying on {chain}"))?;
@@ -201,8 +257,11 @@ pub(crate) struct RequestArgs {
     data: PathBuf,
     /// Dev account (of the test mnemonic) that signs the request: 0 to 19, the accounts Hardhat's
     /// node and the embedded chain fund.
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..20))]
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..20),
+          conflicts_with = "private_key_env")]
     account: u32,
+    #[command(flatten)]
+    key: KeyArgs,
     #[command(flatten)]
     chain: ChainArgs,
 }
@@ -226,9 +285,13 @@ pub(crate) fn request(args: RequestArgs) -> Result<ExitCode> {
     let spec = &model.manifest.input;
     let header = opml_dnn::tensor::header(spec.dtype, &spec.shape)?;
     let commitment = model.commitment()?;
+    let signer = match args.key.signer()? {
+        Some(signer) => signer,
+        None => dev_signer(args.account),
+    };
     let id = runtime()?.block_on(async {
-        let (providers, _) = args.chain.providers(args.account + 1).await?;
-        let client = GameClient::new(args.game, providers[args.account as usize].clone()).await?;
+        let (providers, _) = args.chain.providers_for(vec![signer]).await?;
+        let client = GameClient::new(args.game, providers[0].clone()).await?;
         let (tx, id) = client
             .request(commitment, &header, &input.to_le_bytes())
             .await?;

@@ -72,7 +72,8 @@ enum Command {
     /// same TOML file as the honest bots, made to lie by --fault (which no config file can do).
     /// Never run it with money you mind losing: it loses its bonds.
     Adversary(bots::AdversaryArgs),
-    /// Deploy Step, NodeVm, Registry and DisputeGame on a node and register models (dev account 0).
+    /// Deploy Step, NodeVm, Registry and DisputeGame on a node and register models (signed by dev
+    /// account 0, or the key of --private-key-env).
     Deploy(bots::DeployArgs),
     /// Post an inference request with a held-out MNIST digit; prints the request id.
     Request(bots::RequestArgs),

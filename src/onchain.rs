@@ -5,11 +5,12 @@ use crate::vm::ProgramArgs;
 use crate::EXIT_MISMATCH;
 use alloy::primitives::B256;
 use alloy::providers::DynProvider;
+use alloy::signers::local::PrivateKeySigner;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use opml_contracts::step::{OnchainStep, StepError};
-use opml_contracts::{dev_signer, EmbeddedChain};
+use opml_contracts::{dev_signer, warn_if_dev_key, EmbeddedChain};
 use opml_vm::encode::{b as branch, i, j as jal, r, s, u, ECALL, LOAD, LUI, OP, OP_IMM};
 use opml_vm::{ecall, ElfImage, InputSlots, InputTensor, Machine, Status, StepClass};
 use serde::Serialize;
@@ -22,7 +23,8 @@ use std::time::Instant;
 pub(crate) struct ChainArgs {
     /// A JSON-RPC node (e.g. http://127.0.0.1:8545 for `npx hardhat node`) instead of the embedded
     /// chain. Transactions are signed with the dev accounts of the Hardhat/Anvil test mnemonic
-    /// (account 0 deploys; the dispute commands give each party its own account).
+    /// (account 0 deploys; the dispute commands give each party its own account) unless the
+    /// command takes a key of your own (`opml deploy|request --private-key-env VAR`).
     #[arg(long, value_name = "URL")]
     rpc: Option<String>,
 }
@@ -36,13 +38,23 @@ impl ChainArgs {
     /// Providers signing as dev accounts `0..accounts` of the Hardhat/Anvil test mnemonic, all on
     /// the same chain (checked to be reachable), and a name of the chain for reports.
     pub(crate) async fn providers(&self, accounts: u32) -> Result<(Vec<DynProvider>, String)> {
+        self.providers_for((0..accounts).map(dev_signer).collect())
+            .await
+    }
+
+    /// Providers signing as each of `signers`, all on the same chain (checked to be reachable), and
+    /// a name of the chain for reports. Warns loudly of a public dev key on a chain that is not a
+    /// development chain.
+    pub(crate) async fn providers_for(
+        &self,
+        signers: Vec<PrivateKeySigner>,
+    ) -> Result<(Vec<DynProvider>, String)> {
+        let accounts: Vec<_> = signers.iter().map(|s| s.address()).collect();
         let (providers, name): (Vec<DynProvider>, String) = match &self.rpc {
             None => {
                 let chain = EmbeddedChain::default();
                 (
-                    (0..accounts)
-                        .map(|i| chain.provider(dev_signer(i)))
-                        .collect(),
+                    signers.into_iter().map(|s| chain.provider(s)).collect(),
                     "embedded".to_string(),
                 )
             }
@@ -51,11 +63,12 @@ impl ChainArgs {
                     .parse()
                     .with_context(|| format!("--rpc {url}: not a URL"))?;
                 (
-                    (0..accounts)
-                        .map(|i| {
+                    signers
+                        .into_iter()
+                        .map(|s| {
                             alloy::providers::Provider::erased(
                                 alloy::providers::ProviderBuilder::new()
-                                    .wallet(alloy::network::EthereumWallet::from(dev_signer(i)))
+                                    .wallet(alloy::network::EthereumWallet::from(s))
                                     .connect_http(url.clone()),
                             )
                         })
@@ -64,9 +77,12 @@ impl ChainArgs {
                 )
             }
         };
-        opml_contracts::step::chain_id(&providers[0])
+        let chain_id = opml_contracts::step::chain_id(&providers[0])
             .await
             .with_context(|| format!("reaching the chain ({name})"))?;
+        for account in accounts {
+            warn_if_dev_key(chain_id, account);
+        }
         Ok((providers, name))
     }
 

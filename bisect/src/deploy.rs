@@ -173,6 +173,21 @@ impl Deployment {
         })
     }
 
+    /// Who registered the model `commitment` in this deployment's Registry (the zero address when
+    /// nobody did: requests for it are refused).
+    pub async fn model_owner(
+        &self,
+        provider: &DynProvider,
+        commitment: B256,
+    ) -> Result<Address, ClientError> {
+        let info = Registry::new(self.registry, provider.clone())
+            .model(commitment)
+            .call()
+            .await
+            .map_err(|e| ClientError::from_call("read model", e))?;
+        Ok(info.owner)
+    }
+
     /// Registers `model` (its files at `uri`) from `provider`'s signer; returns its commitment.
     pub async fn register_model(
         &self,

@@ -608,3 +608,80 @@ async fn a_bot_refuses_a_look_alike_deployment() {
     assert_eq!(Deployment::verify(&provider, d.game).await.unwrap(), d);
     let _ = std::fs::remove_dir_all(&setup.dir);
 }
+
+/// `opml submitter|challenger --check`: each kind of misconfiguration fails its own check (and
+/// only it), a good file passes every one, and nothing is written (no database).
+#[tokio::test]
+async fn check_config_names_the_check_that_fails() {
+    use opml_bisect::bot::check_config;
+    let setup = Setup::new("check").await;
+    // A second deployment where no model is registered.
+    let bare = Deployment::deploy(&setup.chain.provider(dev_signer(0)), &setup.params)
+        .await
+        .unwrap();
+    let good = |role| (role, setup.config(1, "check.redb"));
+    let cases: Vec<(&str, (Side, BotConfig), &[&str])> = vec![
+        ("good submitter", good(Side::Submitter), &[]),
+        ("good challenger", good(Side::Challenger), &[]),
+        (
+            "unfunded",
+            (Side::Submitter, {
+                let mut c = setup.config(1, "check.redb");
+                c.signer = fresh_key(0x51);
+                c
+            }),
+            &["balance"],
+        ),
+        (
+            "reserve beyond the balance",
+            (Side::Submitter, {
+                let mut c = setup.config(1, "check.redb");
+                c.reserve = Some(U256::from(10u128.pow(18)) * U256::from(1_000_000u64));
+                c
+            }),
+            &["balance"],
+        ),
+        (
+            "bond too small",
+            (Side::Challenger, {
+                let mut c = setup.config(1, "check.redb");
+                c.bond = U256::from(1u64);
+                c
+            }),
+            &["terms"],
+        ),
+        (
+            "model not registered",
+            (Side::Challenger, {
+                let mut c = setup.config(1, "check.redb");
+                c.game = bare.game;
+                c
+            }),
+            &["model"],
+        ),
+        (
+            "no game there",
+            (Side::Challenger, {
+                let mut c = setup.config(1, "check.redb");
+                c.game = alloy::primitives::Address::repeat_byte(0x77);
+                c
+            }),
+            &["deployment"],
+        ),
+    ];
+    for (name, (role, config), want) in cases {
+        let checks = check_config(role, &config, &setup.chain.provider(dev_signer(1))).await;
+        let failed: Vec<&str> = checks
+            .iter()
+            .filter(|c| c.outcome.is_err())
+            .map(|c| c.name.split(' ').next().unwrap())
+            .collect();
+        assert_eq!(failed, want, "{name}: {checks:#?}");
+        assert!(checks.iter().any(|c| c.name == "chain"), "{name}");
+        assert!(
+            checks.iter().any(|c| c.name.starts_with("model ")),
+            "{name}"
+        );
+        assert!(!config.db.exists(), "{name}: --check wrote a database");
+    }
+}

@@ -99,6 +99,46 @@ pub fn try_dev_signer(index: u32) -> Option<PrivateKeySigner> {
         .ok()
 }
 
+/// Chain ids of development chains, where the public [`DEV_MNEMONIC`] keys are expected: 31337
+/// (Hardhat, Anvil, and the embedded chain's default) and 1337 (Ganache, `geth --dev`).
+pub const DEV_CHAIN_IDS: [u64; 2] = [31337, 1337];
+
+/// How many [`DEV_MNEMONIC`] accounts count as dev keys (Hardhat's node funds 20).
+pub const DEV_KEY_ACCOUNTS: u32 = 20;
+
+/// Whether `chain_id` is a development chain's ([`DEV_CHAIN_IDS`]).
+pub fn is_dev_chain(chain_id: u64) -> bool {
+    DEV_CHAIN_IDS.contains(&chain_id)
+}
+
+/// Whether `account` is one of the first [`DEV_KEY_ACCOUNTS`] accounts of [`DEV_MNEMONIC`], whose
+/// keys everyone knows (however the key was given: `dev:N` or its hex).
+pub fn is_dev_account(account: Address) -> bool {
+    static DEV: std::sync::OnceLock<Vec<Address>> = std::sync::OnceLock::new();
+    DEV.get_or_init(|| {
+        (0..DEV_KEY_ACCOUNTS)
+            .map(|i| dev_signer(i).address())
+            .collect()
+    })
+    .contains(&account)
+}
+
+/// Logs a loud warning, and returns true, when `account` is a dev account about to sign on a chain
+/// that is not a dev chain: anyone can take what that account holds there.
+pub fn warn_if_dev_key(chain_id: u64, account: Address) -> bool {
+    let risky = !is_dev_chain(chain_id) && is_dev_account(account);
+    if risky {
+        tracing::warn!(
+            %account,
+            chain_id,
+            "SIGNING WITH A PUBLIC DEV KEY on chain {chain_id}, which is not a development chain \
+             (31337, 1337): anyone can spend this account's funds; give a key of your own \
+             (key = \"env:VAR\", --private-key-env VAR)"
+        );
+    }
+    risky
+}
+
 /// An in-process Ethereum chain (revm) behind a JSON-RPC transport. Cheap to clone: clones share
 /// one chain.
 #[derive(Clone)]
@@ -978,6 +1018,30 @@ mod tests {
     use alloy::primitives::utils::parse_ether;
     use alloy::rpc::types::eth::TransactionRequest;
     use alloy::sol_types::SolEvent;
+
+    #[test]
+    fn warns_of_dev_keys_off_dev_chains_only() {
+        let dev = dev_signer(3).address();
+        let own = PrivateKeySigner::from_bytes(&B256::repeat_byte(7))
+            .unwrap()
+            .address();
+        let cases = [
+            (31337, dev, false),
+            (1337, dev, false),
+            (ChainConfig::default().chain_id, dev, false),
+            (1, dev, true),
+            (11155111, dev_signer(DEV_KEY_ACCOUNTS - 1).address(), true),
+            (1, own, false),
+            (31337, own, false),
+        ];
+        for (chain_id, account, want) in cases {
+            assert_eq!(
+                warn_if_dev_key(chain_id, account),
+                want,
+                "{chain_id} {account}"
+            );
+        }
+    }
 
     fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()

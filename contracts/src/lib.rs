@@ -12,4 +12,7 @@ pub mod chain;
 pub mod step;
 
 pub use artifact::{Contract, ForeignCode};
-pub use chain::{dev_signer, try_dev_signer, ChainConfig, EmbeddedChain, DEV_MNEMONIC};
+pub use chain::{
+    dev_signer, is_dev_account, is_dev_chain, try_dev_signer, warn_if_dev_key, ChainConfig,
+    EmbeddedChain, DEV_CHAIN_IDS, DEV_KEY_ACCOUNTS, DEV_MNEMONIC,
+};

@@ -152,7 +152,7 @@ impl BotConfig {
                     .map_err(|e| field("rpc", format!("{:?} is not a URL: {e}", raw.rpc)))?,
             )
         };
-        let signer = parse_key(&raw.key).map_err(|reason| field("key", reason))?;
+        let signer = parse_key(&raw.key).map_err(|e| field("key", e.to_string()))?;
         if raw.models.is_empty() {
             return Err(field("models", "names no model".into()));
         }
@@ -188,18 +188,48 @@ impl BotConfig {
     }
 }
 
-/// A private key: 32 bytes in hex, or `dev:N` for account N of the public development mnemonic
-/// (test chains only: anyone can spend from those accounts).
-fn parse_key(key: &str) -> Result<PrivateKeySigner, String> {
+/// Why a `key` (of a bot's file, or `--private-key-env` of an operator command) gives no signer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// Not 32 bytes in hex, nor `dev:N`, nor `env:VAR`.
+    #[error("not a 32-byte hex private key, dev:N or env:VAR")]
+    NotAKey,
+    /// `dev:N` with N not an account number of the mnemonic.
+    #[error("dev:{0}: dev accounts are numbered 0 to 2147483647")]
+    DevIndex(String),
+    /// `env:VAR` with VAR not set (or not Unicode).
+    #[error("env:{0}: the environment variable {0} is not set")]
+    EnvUnset(String),
+    /// `env:VAR` with VAR set to something else than a hex private key (its value is not repeated).
+    #[error("env:{0}: the environment variable {0} does not hold a 32-byte hex private key")]
+    EnvNotAKey(String),
+}
+
+/// A private key as written in a bot's `key`: 32 bytes in hex; `env:VAR`, the hex key held by the
+/// environment variable VAR (so the file itself holds no secret); or `dev:N` for account N of the
+/// public development mnemonic (test chains only: anyone can spend from those accounts).
+pub fn parse_key(key: &str) -> Result<PrivateKeySigner, KeyError> {
+    parse_key_with(key, |var| std::env::var(var).ok())
+}
+
+/// [`parse_key`] with the environment given as a lookup (tests need not change the process's).
+fn parse_key_with(
+    key: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<PrivateKeySigner, KeyError> {
     if let Some(index) = key.strip_prefix("dev:") {
-        let index: u32 = index
-            .parse()
-            .map_err(|_| format!("dev:{index}: not an account number"))?;
-        return try_dev_signer(index)
-            .ok_or_else(|| format!("dev:{index}: dev accounts are numbered 0 to 2147483647"));
+        let dev = || KeyError::DevIndex(index.to_string());
+        let index: u32 = index.parse().map_err(|_| dev())?;
+        return try_dev_signer(index).ok_or_else(dev);
     }
-    key.parse()
-        .map_err(|_| "not a 32-byte hex private key or dev:N".to_string())
+    if let Some(var) = key.strip_prefix("env:") {
+        let value = env(var).ok_or_else(|| KeyError::EnvUnset(var.to_string()))?;
+        return value
+            .trim()
+            .parse()
+            .map_err(|_| KeyError::EnvNotAKey(var.to_string()));
+    }
+    key.parse().map_err(|_| KeyError::NotAKey)
 }
 
 /// An amount such as `1 ether`, `0.5 ether`, `20 gwei` or `1000` (wei).
@@ -262,6 +292,11 @@ mod tests {
             ),
             (r#"key = "dev:2""#, r#"key = "0x1234""#, "key"),
             (r#"key = "dev:2""#, r#"key = "dev:4294967295""#, "key"),
+            (
+                r#"key = "dev:2""#,
+                r#"key = "env:OPML_TEST_NEVER_SET_7F3A""#,
+                "key",
+            ),
             (r#"bond = "1 ether""#, r#"bond = "one ether""#, "bond"),
             (r#"bond = "1 ether""#, r#"bond = "1 potato""#, "bond"),
             (r#"bond = "1 ether""#, r#"bond = "-1 ether""#, "bond"),
@@ -304,6 +339,50 @@ mod tests {
                 ),
                 "{text}"
             );
+        }
+    }
+
+    #[test]
+    fn reads_keys_from_the_environment() {
+        let hex0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+        let env = |var: &str| match var {
+            "OPML_KEY" => Some(format!("{hex0}\n")),
+            "JUNK" => Some("0x1234".to_string()),
+            _ => None,
+        };
+        let cases: [(&str, Result<Address, KeyError>); 7] = [
+            ("env:OPML_KEY", Ok(dev_signer(0).address())),
+            (hex0, Ok(dev_signer(0).address())),
+            ("dev:1", Ok(dev_signer(1).address())),
+            ("env:MISSING", Err(KeyError::EnvUnset("MISSING".into()))),
+            ("env:JUNK", Err(KeyError::EnvNotAKey("JUNK".into()))),
+            ("dev:x", Err(KeyError::DevIndex("x".into()))),
+            ("OPML_KEY", Err(KeyError::NotAKey)),
+        ];
+        for (key, want) in cases {
+            let got = parse_key_with(key, env).map(|s| s.address());
+            assert_eq!(got, want, "{key}");
+        }
+        // The error names the variable, so an operator knows what to export.
+        let e = parse_key_with("env:MISSING", env).unwrap_err().to_string();
+        assert!(e.contains("MISSING") && e.contains("not set"), "{e}");
+    }
+
+    #[test]
+    fn parses_the_shipped_examples() {
+        let examples = [
+            (include_str!("../../../examples/submitter.toml"), true),
+            (include_str!("../../../examples/challenger.toml"), false),
+        ];
+        // The examples read their key from OPML_KEY, which tests must not need set.
+        for (text, submitter) in examples {
+            let text = text.replace("key = \"env:OPML_KEY\"", "key = \"dev:1\"");
+            assert!(text.contains("dev:1"), "the example reads OPML_KEY");
+            let c = BotConfig::parse(&text, Path::new("/srv/opml")).unwrap();
+            assert!(matches!(c.rpc, Endpoint::Http(_)));
+            assert!(c.bond > U256::ZERO);
+            assert!(!c.models.is_empty());
+            assert_eq!(c.reserve.is_some(), submitter);
         }
     }
 

@@ -9,11 +9,13 @@
 //! restart ([`Outbox`]). Cached native runs let a restarted bot answer without re-running its
 //! models; the VM run of a disputed node is recorded again from those cached inputs, once.
 
+pub mod check;
 pub mod config;
 pub mod outbox;
 pub mod store;
 
-pub use config::{BotConfig, ConfigError, Endpoint, DEFAULT_RESERVE_GAMES};
+pub use check::{check_config, Check};
+pub use config::{parse_key, BotConfig, ConfigError, Endpoint, KeyError, DEFAULT_RESERVE_GAMES};
 pub use outbox::{Backoff, Outbox};
 pub use store::{
     GameRecord, Identity, PendingTx, RequestRecord, ResultRecord, Store, StoreError, Verdict,
@@ -29,6 +31,7 @@ use crate::simulate::{describe, short, MoveRecord};
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::transports::layers::{RateLimitRetryPolicy, RetryPolicy};
+use check::{load_model, read_chain_id, verify_deployment, Terms};
 use opml_dnn::{Model, Tensor};
 use std::collections::HashMap;
 use std::future::Future;
@@ -286,67 +289,22 @@ impl Bot {
         config: BotConfig,
         provider: DynProvider,
     ) -> Result<Self, BotError> {
-        let chain_id = provider
-            .get_chain_id()
-            .await
-            .map_err(transport("read chain id"))?;
+        let chain_id = read_chain_id(&provider).await?;
+        opml_contracts::warn_if_dev_key(chain_id, config.signer.address());
         // Before anything else: a look-alike deployment (another Step verifier, say) could make an
         // honest bot lose every game it plays.
-        match crate::Deployment::verify(&provider, config.game).await {
-            Err(ClientError::Foreign(reason)) => {
-                return Err(BotError::ForeignDeployment {
-                    game: config.game,
-                    reason,
-                })
-            }
-            other => other?,
-        };
-        let probe = GameClient::new(config.game, provider.clone()).await?;
-        if let Some(arity) = config.arity {
-            if arity != probe.arity() {
-                return Err(BotError::ArityMismatch {
-                    game: config.game,
-                    config: arity,
-                    contract: probe.arity(),
-                });
-            }
-        }
-        let game_bond = probe.challenge_bond();
-        let bond = match role {
-            Side::Submitter => probe.result_bond().await?,
-            Side::Challenger => game_bond,
-        };
-        // A submitter locks the result bond with each result, and the game bond with its first
-        // move in each game it defends; a challenger the game bond with each challenge.
-        let locks = match role {
-            Side::Submitter => vec![("result", bond), ("game", game_bond)],
-            Side::Challenger => vec![("game", game_bond)],
-        };
-        for (what, wei) in locks {
-            if wei > config.bond {
-                return Err(BotError::BondTooLarge {
-                    what,
-                    contract: wei,
-                    config: config.bond,
-                });
-            }
-        }
-        let reserve = match role {
-            Side::Submitter => config
-                .reserve
-                .unwrap_or(game_bond * U256::from(DEFAULT_RESERVE_GAMES)),
-            Side::Challenger => U256::ZERO,
-        };
+        verify_deployment(&config, &provider).await?;
+        let Terms {
+            bond,
+            game_bond,
+            reserve,
+            ..
+        } = Terms::read(role, &config, &provider).await?;
         let mut models = HashMap::new();
         for path in &config.models {
-            let model_error = |source| BotError::Model {
-                path: path.display().to_string(),
-                source,
-            };
-            let model = Model::load(path).map_err(model_error)?;
-            let commitment = model.commitment().map_err(model_error)?;
-            info!(model = %model.manifest.name, commitment = %B256::from(commitment), "loaded");
-            models.insert(B256::from(commitment), Arc::new(model));
+            let (commitment, model) = load_model(path)?;
+            info!(model = %model.manifest.name, %commitment, "loaded");
+            models.insert(commitment, Arc::new(model));
         }
         let account = config.signer.address();
         let identity = Identity {
