@@ -21,6 +21,17 @@ use opml_vm::{
 };
 use rand::{Rng, SeedableRng};
 
+/// The generator of one randomized test, as the dnn op tests draw theirs: seeded from
+/// `OPML_TEST_SEED` when set, else fresh, and the seed printed so that a failure replays.
+fn test_rng(test: &str) -> (rand::rngs::StdRng, u64) {
+    let seed = std::env::var("OPML_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("{test}: seed {seed} (replay with OPML_TEST_SEED={seed})");
+    (rand::rngs::StdRng::seed_from_u64(seed), seed)
+}
+
 const CODE: u32 = 0x1_0000;
 const DATA: u32 = 0x2_0000;
 const MIN: u32 = 0x8000_0000;
@@ -506,8 +517,7 @@ fn write_chunk_to_a_full_accumulator_faults() {
 #[test]
 fn random_states() {
     let j = judge();
-    let seed = rand::random::<u64>();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (mut rng, seed) = test_rng("random_states");
     let opcodes = [
         OP, OP_IMM, LOAD, 0x23, 0x63, LUI, AUIPC, 0x6f, JALR, 0x0f, 0x73,
     ];
@@ -624,8 +634,7 @@ fn tampered_witnesses_are_rejected_alike() {
         &[(17, ecall::WRITE_CHUNK), (10, DATA)],
     );
     base("exit", &[ECALL], &[(17, ecall::EXIT), (10, 3)]);
-    let seed = rand::random::<u64>();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (mut rng, seed) = test_rng("tampered_witnesses_are_rejected_alike");
     for (what, proof) in &bases {
         let (pre, witness) = (proof.pre_state_hash, &proof.witness);
         j.agree(what, &pre, witness)
