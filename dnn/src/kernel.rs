@@ -9,7 +9,7 @@
 //! the shared epilogue appends the output buffer to the output accumulator with `write_chunk` and
 //! exits with code 0. The output's commitment is then `H(header ‖ accumulator data root)`.
 
-use crate::asm::{reg::*, AsmError, Assembler};
+use crate::asm::{reg::*, AsmError, Assembler, Reg};
 use crate::tensor::{header, DType, Tensor, TensorError};
 use opml_vm::{
     ecall, tensor_commitment, ElfImage, Hash, InputSlots, InputTensor, Machine, RunOutcome,
@@ -35,6 +35,9 @@ pub enum KernelError {
     /// A tensor has the wrong shape, type or size.
     #[error(transparent)]
     Tensor(#[from] TensorError),
+    /// A kernel skeleton asked for what it cannot build (a bug of the op's kernel writer).
+    #[error("kernel layout: {0}")]
+    Layout(String),
     /// More params than the prologue reads.
     #[error("{0} params words; a kernel reads at most {MAX_PARAMS}")]
     TooManyParams(usize),
@@ -64,14 +67,58 @@ pub enum KernelError {
     },
 }
 
-/// Assembles a kernel image: the shared prologue for `inputs` inputs and `params` params words,
-/// then `body`, then the shared epilogue. `body` finds the params at `s0` (`PARAMS_ADDR`) and must
-/// keep `s0`.
+/// Where each word of an op kind's params vector (input slot 0) lies: the byte lengths of its
+/// inputs and of its output come first, then the op's own words in `fields` order. One descriptor
+/// per op kind, read both by the native side that writes the words ([`ParamLayout::encode`]) and
+/// by the kernel that reads them ([`ParamLayout::offset`]), so that no word can be written at one
+/// offset and read at another.
+#[derive(Debug)]
+pub struct ParamLayout {
+    /// The op's tensor inputs.
+    pub inputs: usize,
+    /// The names of the op's own words, in order.
+    pub fields: &'static [&'static str],
+}
+
+impl ParamLayout {
+    /// Words of the whole params vector.
+    pub const fn words(&self) -> usize {
+        self.inputs + 1 + self.fields.len()
+    }
+
+    /// Byte offset from `s0` of the byte length of input `index` (`inputs` for the output's).
+    pub const fn len_offset(&self, index: usize) -> i32 {
+        4 * index as i32
+    }
+
+    /// Byte offset from `s0` of the op's own word `field`. A name the layout lacks is a bug of the
+    /// kernel writer, which every kernel's build (and so every op test) reports by panicking.
+    pub fn offset(&self, field: &str) -> i32 {
+        match self.fields.iter().position(|f| *f == field) {
+            Some(i) => 4 * (self.inputs + 1 + i) as i32,
+            None => panic!("params layout {:?} has no field `{field}`", self.fields),
+        }
+    }
+
+    /// The op's own words from `(field, value)` pairs, which must name every field in layout
+    /// order (a mismatch is a bug of the op's native writer; every op test reports it).
+    pub fn encode(&self, values: &[(&str, i32)]) -> Vec<i32> {
+        let names: Vec<&str> = values.iter().map(|(f, _)| *f).collect();
+        assert_eq!(
+            names, self.fields,
+            "params written out of their layout's order"
+        );
+        values.iter().map(|(_, v)| *v).collect()
+    }
+}
+
+/// Assembles a kernel image: the shared prologue for an op of params `layout`, then `body`, then
+/// the shared epilogue. `body` finds the params at `s0` (`PARAMS_ADDR`) and must keep `s0`.
 pub fn build_kernel(
-    inputs: usize,
-    params: usize,
+    layout: &ParamLayout,
     body: impl FnOnce(&mut Assembler),
 ) -> Result<ElfImage, KernelError> {
+    let (inputs, params) = (layout.inputs, layout.words());
     if params > MAX_PARAMS {
         return Err(KernelError::TooManyParams(params));
     }
@@ -125,6 +172,85 @@ pub fn build_kernel(
         .li(A7, ecall::EXIT as i32)
         .ecall();
     Ok(ElfImage::from_words(KERNEL_BASE, &a.finish()?, 0, &[]))
+}
+
+/// Registers of an element-wise kernel's loop body (see [`elementwise_kernel`]).
+pub mod elementwise {
+    use crate::asm::{reg::*, Reg};
+    /// The current element of each input, sign-extended: input 0 in `T1`, input 1 in `T2`, input
+    /// 2 in `T3`.
+    pub const ELEMENTS: [Reg; 3] = [T1, T2, T3];
+    /// Where the body leaves the output element.
+    pub const RESULT: Reg = A0;
+    /// Registers the loop keeps (pointers and count); neither setup nor body may write them.
+    pub const KEPT: [Reg; 6] = [S0, S3, S4, S5, S6, T0];
+}
+
+/// Assembles an element-wise kernel: for each element `i` of its inputs (all of one element count,
+/// the output's too), loads element `i` of every input into [`elementwise::ELEMENTS`], runs `body`,
+/// and stores [`elementwise::RESULT`] as output element `i`. `setup` runs once before the loop (to
+/// load the op's own params words into free registers, e.g. `S7`..`S11`). The element count is
+/// the output's byte length over its element size.
+pub fn elementwise_kernel(
+    layout: &ParamLayout,
+    inputs: &[DType],
+    output: DType,
+    setup: impl FnOnce(&mut Assembler),
+    body: impl FnOnce(&mut Assembler),
+) -> Result<ElfImage, KernelError> {
+    const POINTERS: [Reg; 3] = [S3, S4, S5];
+    if inputs.len() != layout.inputs || inputs.len() > POINTERS.len() {
+        return Err(KernelError::Layout(format!(
+            "an element-wise kernel of {} inputs for a layout of {} (at most {})",
+            inputs.len(),
+            layout.inputs,
+            POINTERS.len()
+        )));
+    }
+    build_kernel(layout, |a| {
+        a.li(S2, TABLE_ADDR as i32);
+        for (i, p) in POINTERS.iter().take(inputs.len()).enumerate() {
+            a.lw(*p, 4 * i as i32, S2);
+        }
+        a.lw(S6, 4 * inputs.len() as i32, S2)
+            .lw(T0, layout.len_offset(inputs.len()), S0);
+        shift_right_by_size(a, T0, output);
+        setup(a);
+        a.label("elementwise").beq(T0, ZERO, "elementwise_done");
+        for ((dtype, p), e) in inputs.iter().zip(POINTERS).zip(elementwise::ELEMENTS) {
+            match dtype {
+                DType::I8 => a.lb(e, 0, p),
+                DType::I16 => a.lh(e, 0, p),
+                DType::I32 => a.lw(e, 0, p),
+            };
+        }
+        body(a);
+        match output {
+            DType::I8 => a.sb(elementwise::RESULT, 0, S6),
+            DType::I16 => a.sh(elementwise::RESULT, 0, S6),
+            DType::I32 => a.sw(elementwise::RESULT, 0, S6),
+        };
+        for (dtype, p) in inputs.iter().zip(POINTERS) {
+            a.addi(p, p, dtype.size() as i32);
+        }
+        a.addi(S6, S6, output.size() as i32)
+            .addi(T0, T0, -1)
+            .j("elementwise")
+            .label("elementwise_done");
+    })
+}
+
+/// `reg /= dtype.size()` for a byte count.
+fn shift_right_by_size(a: &mut Assembler, reg: Reg, dtype: DType) {
+    match dtype {
+        DType::I8 => {}
+        DType::I16 => {
+            a.srli(reg, reg, 1);
+        }
+        DType::I32 => {
+            a.srli(reg, reg, 2);
+        }
+    }
 }
 
 /// The params vector of a kernel run (slot 0): the inputs' byte lengths, the output's, then the

@@ -4,7 +4,7 @@
 
 use super::{arity, input_error, OpError};
 use crate::asm::reg::*;
-use crate::kernel::{build_kernel, KernelError, TABLE_ADDR};
+use crate::kernel::{elementwise, elementwise_kernel, KernelError, ParamLayout};
 use crate::quant::{emit_requant, Requant};
 use crate::tensor::{DType, Tensor};
 use opml_vm::ElfImage;
@@ -54,44 +54,40 @@ impl Add {
     }
 
     pub(super) fn kernel_params(&self) -> Vec<i32> {
-        vec![
-            self.a_multiplier,
-            self.b_multiplier,
-            self.requant.multiplier,
-            self.requant.shift as i32,
-        ]
+        LAYOUT.encode(&[
+            ("a_multiplier", self.a_multiplier),
+            ("b_multiplier", self.b_multiplier),
+            ("multiplier", self.requant.multiplier),
+            ("shift", self.requant.shift as i32),
+        ])
     }
 }
 
-/// Params after the lengths (byte offsets from s0): a_multiplier 12, b_multiplier 16,
-/// multiplier 20, shift 24. The element count is word 0.
+/// The params words of an Add node after the lengths.
+pub(super) const LAYOUT: ParamLayout = ParamLayout {
+    inputs: 2,
+    fields: &["a_multiplier", "b_multiplier", "multiplier", "shift"],
+};
+
 pub(super) fn kernel() -> Result<ElfImage, KernelError> {
-    build_kernel(2, 7, |a| {
-        a.li(S2, TABLE_ADDR as i32)
-            .lw(S3, 0, S2) // a
-            .lw(S4, 4, S2) // b
-            .lw(S6, 8, S2) // output pointer
-            .lw(T0, 0, S0) // elements
-            .lw(S7, 12, S0)
-            .lw(S8, 16, S0)
-            .lw(S10, 20, S0)
-            .lw(S11, 24, S0)
-            .label("loop")
-            .beq(T0, ZERO, "done")
-            .lb(T1, 0, S3)
-            .lb(T2, 0, S4)
-            .mul(T1, T1, S7)
-            .mul(T2, T2, S8)
-            .add(T1, T1, T2);
-        emit_requant(a, T1, S10, S11, A0);
-        a.sb(A0, 0, S6)
-            .addi(S3, S3, 1)
-            .addi(S4, S4, 1)
-            .addi(S6, S6, 1)
-            .addi(T0, T0, -1)
-            .j("loop")
-            .label("done");
-    })
+    let [a_el, b_el, _] = elementwise::ELEMENTS;
+    elementwise_kernel(
+        &LAYOUT,
+        &[DType::I8, DType::I8],
+        DType::I8,
+        |a| {
+            a.lw(S7, LAYOUT.offset("a_multiplier"), S0)
+                .lw(S8, LAYOUT.offset("b_multiplier"), S0)
+                .lw(S10, LAYOUT.offset("multiplier"), S0)
+                .lw(S11, LAYOUT.offset("shift"), S0);
+        },
+        |a| {
+            a.mul(a_el, a_el, S7)
+                .mul(b_el, b_el, S8)
+                .add(a_el, a_el, b_el);
+            emit_requant(a, a_el, S10, S11, elementwise::RESULT);
+        },
+    )
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use super::{arity, input_error, OpError};
 use crate::asm::reg::*;
-use crate::kernel::{build_kernel, KernelError, TABLE_ADDR};
+use crate::kernel::{build_kernel, KernelError, ParamLayout, TABLE_ADDR};
 use crate::tensor::{DType, Tensor};
 use ndarray::{ArrayD, IxDyn};
 use opml_vm::ElfImage;
@@ -36,12 +36,18 @@ pub(super) fn native(x: &Tensor) -> Result<Tensor, OpError> {
     ))
 }
 
+/// Params: the lengths only.
+pub(super) const LAYOUT: ParamLayout = ParamLayout {
+    inputs: 1,
+    fields: &[],
+};
+
 pub(super) fn kernel() -> Result<ElfImage, KernelError> {
-    build_kernel(1, 2, |a| {
+    build_kernel(&LAYOUT, |a| {
         a.li(S2, TABLE_ADDR as i32)
             .lw(A0, 0, S2)
             .lw(A1, 4, S2)
-            .lw(T0, 0, S0)
+            .lw(T0, LAYOUT.len_offset(0), S0)
             .li(T1, -129) // best value so far
             .li(T2, 0) // its index
             .li(T3, 0) // index

@@ -5,7 +5,7 @@
 use super::linear::channel_scales;
 use super::{arity, input_error, OpError};
 use crate::asm::reg::*;
-use crate::kernel::{build_kernel, KernelError, TABLE_ADDR};
+use crate::kernel::{build_kernel, KernelError, ParamLayout, TABLE_ADDR};
 use crate::quant::emit_requant;
 use crate::tensor::{DType, Tensor};
 use ndarray::{ArrayD, IxDyn};
@@ -159,45 +159,59 @@ impl Conv2d {
 
     pub(super) fn kernel_params(&self, inputs: &[&Tensor]) -> Vec<i32> {
         let d = self.dims(inputs).expect("checked by output_type");
-        [d.c, d.h, d.w, d.o, d.kh, d.kw, self.stride, self.padding]
-            .iter()
-            .map(|&v| v as i32)
-            .chain([self.relu as i32, d.ho as i32, d.wo as i32])
-            .collect()
+        LAYOUT.encode(&[
+            ("c", d.c as i32),
+            ("h", d.h as i32),
+            ("w", d.w as i32),
+            ("o", d.o as i32),
+            ("kh", d.kh as i32),
+            ("kw", d.kw as i32),
+            ("stride", self.stride as i32),
+            ("padding", self.padding as i32),
+            ("relu", self.relu as i32),
+            ("ho", d.ho as i32),
+            ("wo", d.wo as i32),
+        ])
     }
 }
 
-/// Params after the lengths (byte offsets from s0): C 20, H 24, W 28, O 32, KH 36, KW 40,
-/// stride 44, pad 48, relu 52, Ho 56, Wo 60.
+/// The params words of a Conv2d node after the lengths: input and kernel sizes, stride, padding, fused ReLU, output sizes.
+pub(super) const LAYOUT: ParamLayout = ParamLayout {
+    inputs: 4,
+    fields: &[
+        "c", "h", "w", "o", "kh", "kw", "stride", "padding", "relu", "ho", "wo",
+    ],
+};
+
 pub(super) fn kernel() -> Result<ElfImage, KernelError> {
-    build_kernel(4, 16, |a| {
+    build_kernel(&LAYOUT, |a| {
         a.li(T3, TABLE_ADDR as i32)
             .lw(S3, 0, T3) // x
             .lw(S5, 8, T3) // bias pointer
             .lw(S2, 12, T3) // scale pointer
             .lw(S6, 16, T3) // output pointer
-            .lw(S11, 20, S0) // C
-            .lw(S9, 24, S0) // H
-            .lw(S10, 28, S0) // W
-            .lw(TP, 36, S0) // KH
-            .lw(S4, 40, S0) // KW
+            .lw(S11, LAYOUT.offset("c"), S0) // C
+            .lw(S9, LAYOUT.offset("h"), S0) // H
+            .lw(S10, LAYOUT.offset("w"), S0) // W
+            .lw(TP, LAYOUT.offset("kh"), S0) // KH
+            .lw(S4, LAYOUT.offset("kw"), S0) // KW
             .li(T0, 0)
             .label("o")
-            .lw(T3, 32, S0)
+            .lw(T3, LAYOUT.offset("o"), S0)
             .bgeu(T0, T3, "conv_done")
             .lw(RA, 0, S2) // multiplier of channel o
             .lw(SP, 4, S2) // shift of channel o
             .li(T1, 0)
             .label("oy")
-            .lw(T3, 56, S0)
+            .lw(T3, LAYOUT.offset("ho"), S0)
             .bgeu(T1, T3, "o_next")
             .li(T2, 0)
             .label("ox")
-            .lw(T3, 60, S0)
+            .lw(T3, LAYOUT.offset("wo"), S0)
             .bgeu(T2, T3, "oy_next")
             // Window origin: oy·stride − pad, ox·stride − pad.
-            .lw(T3, 44, S0)
-            .lw(T4, 48, S0)
+            .lw(T3, LAYOUT.offset("stride"), S0)
+            .lw(T4, LAYOUT.offset("padding"), S0)
             .mul(S7, T1, T3)
             .sub(S7, S7, T4)
             .mul(S8, T2, T3)
@@ -245,7 +259,7 @@ pub(super) fn kernel() -> Result<ElfImage, KernelError> {
             .j("c")
             .label("pixel");
         emit_requant(a, GP, RA, SP, A7);
-        a.lw(T3, 52, S0)
+        a.lw(T3, LAYOUT.offset("relu"), S0)
             .beq(T3, ZERO, "store")
             .bge(A7, ZERO, "store")
             .li(A7, 0)

@@ -3,7 +3,7 @@
 
 use super::{arity, input_error, OpError};
 use crate::asm::reg::*;
-use crate::kernel::{build_kernel, KernelError, TABLE_ADDR};
+use crate::kernel::{build_kernel, KernelError, ParamLayout, TABLE_ADDR};
 use crate::quant::{emit_requant, Requant};
 use crate::tensor::{DType, Tensor};
 use ndarray::{ArrayD, IxDyn};
@@ -129,7 +129,12 @@ impl Linear {
 
     pub(super) fn kernel_params(&self, inputs: &[&Tensor]) -> Vec<i32> {
         let (m, k, n) = dims(inputs).expect("checked by output_type");
-        vec![m as i32, k as i32, n as i32, self.relu as i32]
+        LAYOUT.encode(&[
+            ("m", m as i32),
+            ("k", k as i32),
+            ("n", n as i32),
+            ("relu", self.relu as i32),
+        ])
     }
 }
 
@@ -141,19 +146,24 @@ pub(crate) fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     })
 }
 
-/// Params after the lengths (byte offsets from s0): m 20, k 24, n 28, relu 32.
+/// The params words of a Linear node after the lengths: rows, inner and output sizes, fused ReLU.
+pub(super) const LAYOUT: ParamLayout = ParamLayout {
+    inputs: 4,
+    fields: &["m", "k", "n", "relu"],
+};
+
 pub(super) fn kernel() -> Result<ElfImage, KernelError> {
-    build_kernel(4, 9, |a| {
+    build_kernel(&LAYOUT, |a| {
         a.li(S2, TABLE_ADDR as i32)
             .lw(S3, 0, S2) // x row
             .lw(S4, 4, S2) // w
             .lw(S5, 8, S2) // bias
             .lw(GP, 12, S2) // scales
             .lw(S6, 16, S2) // output pointer
-            .lw(S7, 20, S0) // m
-            .lw(S8, 24, S0) // k
-            .lw(S9, 28, S0) // n
-            .lw(TP, 32, S0) // relu
+            .lw(S7, LAYOUT.offset("m"), S0) // m
+            .lw(S8, LAYOUT.offset("k"), S0) // k
+            .lw(S9, LAYOUT.offset("n"), S0) // n
+            .lw(TP, LAYOUT.offset("relu"), S0) // relu
             .li(T0, 0)
             .label("rows")
             .bgeu(T0, S7, "done")

@@ -2,7 +2,7 @@
 
 use super::{arity, input_error, OpError};
 use crate::asm::reg::*;
-use crate::kernel::{build_kernel, KernelError, TABLE_ADDR};
+use crate::kernel::{build_kernel, KernelError, ParamLayout, TABLE_ADDR};
 use crate::tensor::{DType, Tensor};
 use ndarray::{ArrayD, IxDyn};
 use opml_vm::ElfImage;
@@ -75,34 +75,44 @@ impl MaxPool2d {
 
     pub(super) fn kernel_params(&self, inputs: &[&Tensor]) -> Vec<i32> {
         let [c, h, w, ho, wo] = self.dims(inputs).expect("checked by output_type");
-        [c, h, w, self.kernel, self.stride, ho, wo]
-            .iter()
-            .map(|&v| v as i32)
-            .collect()
+        LAYOUT.encode(&[
+            ("c", c as i32),
+            ("h", h as i32),
+            ("w", w as i32),
+            ("kernel", self.kernel as i32),
+            ("stride", self.stride as i32),
+            ("ho", ho as i32),
+            ("wo", wo as i32),
+        ])
     }
 }
 
-/// Params after the lengths (byte offsets from s0): C 8, H 12, W 16, K 20, S 24, Ho 28, Wo 32.
+/// The params words of a MaxPool2d node after the lengths: input sizes, window, stride, output sizes.
+pub(super) const LAYOUT: ParamLayout = ParamLayout {
+    inputs: 1,
+    fields: &["c", "h", "w", "kernel", "stride", "ho", "wo"],
+};
+
 pub(super) fn kernel() -> Result<ElfImage, KernelError> {
-    build_kernel(1, 9, |a| {
+    build_kernel(&LAYOUT, |a| {
         a.li(T3, TABLE_ADDR as i32)
             .lw(S3, 0, T3) // x
             .lw(S6, 4, T3) // output pointer
-            .lw(S9, 12, S0) // H
-            .lw(S10, 16, S0) // W
-            .lw(S4, 20, S0) // K
-            .lw(S5, 24, S0) // stride
+            .lw(S9, LAYOUT.offset("h"), S0) // H
+            .lw(S10, LAYOUT.offset("w"), S0) // W
+            .lw(S4, LAYOUT.offset("kernel"), S0) // K
+            .lw(S5, LAYOUT.offset("stride"), S0) // stride
             .li(T0, 0)
             .label("c")
-            .lw(T3, 8, S0)
+            .lw(T3, LAYOUT.offset("c"), S0)
             .bgeu(T0, T3, "pool_done")
             .li(T1, 0)
             .label("oy")
-            .lw(T3, 28, S0)
+            .lw(T3, LAYOUT.offset("ho"), S0)
             .bgeu(T1, T3, "c_next")
             .li(T2, 0)
             .label("ox")
-            .lw(T3, 32, S0)
+            .lw(T3, LAYOUT.offset("wo"), S0)
             .bgeu(T2, T3, "oy_next")
             .li(GP, -128)
             // Top-left input of the window: x + (c·H + oy·S)·W + ox·S.

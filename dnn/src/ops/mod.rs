@@ -1,5 +1,21 @@
 //! The ops of a model graph. Each op kind has a native implementation and a VM kernel in its own
 //! file; this module dispatches between them, so adding an op is a new file and one enum arm.
+//!
+//! # Adding an op
+//!
+//! 1. A file `ops/NAME.rs` with the op's parameters (a serde struct, or none), `output_type`
+//!    (every check of its inputs, each failure named), `native`, and its params [`crate::kernel::ParamLayout`]:
+//!    the names of the words its kernel reads after the tensors' byte lengths. The native side
+//!    writes them with `LAYOUT.encode(&[("field", value), ...])`, the kernel reads them with
+//!    `a.lw(REG, LAYOUT.offset("field"), S0)`, so neither can drift from the other.
+//! 2. Its kernel: [`crate::kernel::elementwise_kernel`] when each output element depends only on
+//!    the same element of each input (the skeleton loads, loops and stores; the op writes the body
+//!    in registers), else [`crate::kernel::build_kernel`] with its own loops.
+//! 3. An arm in [`Op`], [`OpKind`] (with `ALL`, `name`, `kernel`) and the dispatch below; its
+//!    kernel root pinned in `kernel_roots_are_pinned`; a `native_equals_vm` test on odd shapes and
+//!    edge values from a printed seed (`testing::test_rng`).
+//! 4. Its kind byte and params in the protocol (`docs/protocol.md` section 8) and the Registry's
+//!    kernel list (`opml_bisect::deploy`), so that a chain can replay its nodes.
 
 mod add;
 mod argmax;
@@ -341,5 +357,51 @@ mod tests {
         let roots: HashSet<_> = OpKind::ALL.iter().map(|k| k.kernel_root()).collect();
         assert_eq!(roots.len(), OpKind::ALL.len());
         assert_eq!(OpKind::Conv2d.kernel_root(), OpKind::Conv2d.kernel_root());
+    }
+
+    /// The kernel images are part of the protocol: a Registry records their roots, and a chain
+    /// that has them cannot replay a node of a changed kernel. A change of a root here must be
+    /// deliberate (and the contracts redeployed); a refactor of a kernel writer must not move one.
+    #[test]
+    fn kernel_roots_are_pinned() {
+        let pinned = [
+            (
+                OpKind::Relu,
+                "113e4d5c9f9ab3e5a1eb5ab511a5f7be7095bd671511cd96c9fdec9fe82933ea",
+            ),
+            (
+                OpKind::Reshape,
+                "60b983d3a8681cf22b52a0818eed07a1ea715fbc801f8a95d3c05cf765b20dfb",
+            ),
+            (
+                OpKind::ArgMax,
+                "0c3eae9dca80d007448c68bb787ab73ece4cedba3374915f40fa8907d8f8bc61",
+            ),
+            (
+                OpKind::Linear,
+                "e1f1d1526dee559af921dfc880fa45f553aa489702932a7a7923063d77a54af6",
+            ),
+            (
+                OpKind::Conv2d,
+                "633493b472f7999e057943e641db7e45c0f02b26cb4a3687d6cb150911bf6402",
+            ),
+            (
+                OpKind::MaxPool2d,
+                "bf102ad7c37dbb1144e2e0854739dbcf7827e71fedb7fed6d22d0dae954802b9",
+            ),
+            (
+                OpKind::Add,
+                "9fd371e5eba055a153552d73d4b09194518efe155dd9b27596b8b4f9faffdf01",
+            ),
+        ];
+        assert_eq!(pinned.len(), OpKind::ALL.len(), "pin every kind");
+        for (kind, root) in pinned {
+            assert_eq!(
+                hex::encode(kind.kernel_root()),
+                root,
+                "the {} kernel's image changed",
+                kind.name()
+            );
+        }
     }
 }

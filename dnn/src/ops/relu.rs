@@ -2,7 +2,7 @@
 
 use super::{arity, input_error, OpError};
 use crate::asm::reg::*;
-use crate::kernel::{build_kernel, KernelError, TABLE_ADDR};
+use crate::kernel::{elementwise, elementwise_kernel, KernelError, ParamLayout};
 use crate::tensor::{DType, Tensor};
 use opml_vm::ElfImage;
 
@@ -21,26 +21,26 @@ pub(super) fn native(x: &Tensor) -> Result<Tensor, OpError> {
     Ok(Tensor::I8(x.as_i8()?.mapv(|v| v.max(0))))
 }
 
-/// Params: none beyond the lengths (word 0 is the element count).
+/// Params: the lengths only.
+pub(super) const LAYOUT: ParamLayout = ParamLayout {
+    inputs: 1,
+    fields: &[],
+};
+
 pub(super) fn kernel() -> Result<ElfImage, KernelError> {
-    build_kernel(1, 2, |a| {
-        a.li(S2, TABLE_ADDR as i32)
-            .lw(A0, 0, S2)
-            .lw(A1, 4, S2)
-            .lw(T0, 0, S0)
-            .label("loop")
-            .beq(T0, ZERO, "done")
-            .lb(T1, 0, A0)
-            .bge(T1, ZERO, "keep")
-            .li(T1, 0)
-            .label("keep")
-            .sb(T1, 0, A1)
-            .addi(A0, A0, 1)
-            .addi(A1, A1, 1)
-            .addi(T0, T0, -1)
-            .j("loop")
-            .label("done");
-    })
+    let x = elementwise::ELEMENTS[0];
+    elementwise_kernel(
+        &LAYOUT,
+        &[DType::I8],
+        DType::I8,
+        |_| {},
+        |a| {
+            a.mv(elementwise::RESULT, x)
+                .bge(x, ZERO, "keep")
+                .li(elementwise::RESULT, 0)
+                .label("keep");
+        },
+    )
 }
 
 #[cfg(test)]

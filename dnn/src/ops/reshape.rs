@@ -2,7 +2,7 @@
 
 use super::{arity, input_error, OpError};
 use crate::asm::reg::*;
-use crate::kernel::{build_kernel, KernelError, TABLE_ADDR};
+use crate::kernel::{build_kernel, KernelError, ParamLayout, TABLE_ADDR};
 use crate::tensor::{DType, Tensor};
 use opml_vm::ElfImage;
 
@@ -29,13 +29,19 @@ pub(super) fn native(shape: &[usize], x: &Tensor) -> Result<Tensor, OpError> {
     Ok(Tensor::from_le_bytes(x.dtype(), shape, &x.to_le_bytes())?)
 }
 
+/// Params: the lengths only.
+pub(super) const LAYOUT: ParamLayout = ParamLayout {
+    inputs: 1,
+    fields: &[],
+};
+
 /// Copies the input buffer word by word (the bytes past its end are zero, as the output's must be).
 pub(super) fn kernel() -> Result<ElfImage, KernelError> {
-    build_kernel(1, 2, |a| {
+    build_kernel(&LAYOUT, |a| {
         a.li(S2, TABLE_ADDR as i32)
             .lw(A0, 0, S2)
             .lw(A1, 4, S2)
-            .lw(T0, 0, S0)
+            .lw(T0, LAYOUT.len_offset(0), S0)
             .addi(T0, T0, 3)
             .srli(T0, T0, 2)
             .label("loop")
