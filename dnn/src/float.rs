@@ -86,12 +86,7 @@ impl FloatModel {
                     reason: format!("{:?}, not F32", view.dtype()),
                 });
             }
-            let values = view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            weights.insert(name, (view.shape().to_vec(), values));
+            weights.insert(name, (view.shape().to_vec(), f32_le(view.data())));
         }
         let model = Self {
             name: m.model,
@@ -155,6 +150,14 @@ impl FloatModel {
         }
         Ok(outs)
     }
+}
+
+/// The f32 values of little-endian bytes (a safetensors F32 tensor's data; a trailing partial
+/// value is ignored, which safetensors' own length check rules out).
+pub(crate) fn f32_le(data: &[u8]) -> Vec<f32> {
+    data.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 fn conv2d(x: &Activation, ws: &[usize], w: &[f32], b: &[f32], s: usize, p: usize) -> Activation {

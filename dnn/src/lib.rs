@@ -2,10 +2,14 @@
 //! implementation and an RV32IM kernel each (written with the crate's assembler), model graphs and
 //! their files, a native executor with the phase-2 trace, and quantization of f32 models.
 //!
+//! [`bert`] is the f32 reference of the sentence encoders (all-MiniLM-L6-v2); with the `text`
+//! feature, `text` turns sentences into their token ids.
+//!
 //! Numbers are integers (DESIGN decision 7), so the native executor and the VM agree to the bit
 //! whatever the order of summation.
 
 pub mod asm;
+pub mod bert;
 pub mod executor;
 pub mod float;
 pub mod graph;
@@ -15,6 +19,11 @@ pub mod ops;
 pub mod quant;
 pub mod quantize;
 pub mod tensor;
+#[cfg(feature = "text")]
+pub mod text;
+
+#[cfg(all(test, feature = "text"))]
+mod minilm_fixture;
 
 pub use executor::{NodeResult, Trace};
 pub use graph::{Model, ModelError, ModelManifest, Node, TensorRef};
