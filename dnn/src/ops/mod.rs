@@ -21,6 +21,7 @@ mod add;
 mod argmax;
 mod conv2d;
 mod linear;
+mod matmul;
 mod maxpool;
 mod relu;
 mod reshape;
@@ -28,6 +29,7 @@ mod reshape;
 pub use add::Add;
 pub use conv2d::Conv2d;
 pub use linear::Linear;
+pub use matmul::MatMul;
 pub use maxpool::MaxPool2d;
 
 use crate::kernel::{run_kernel, KernelError, KernelRun};
@@ -87,6 +89,9 @@ pub enum Op {
     MaxPool2d(MaxPool2d),
     /// int8 `a`, int8 `b` of one shape → int8, `requant(a·ma + b·mb)`.
     Add(Add),
+    /// int16 `a[.., m, k]`, int8 `w[n, k]` or int16 `b[.., n, k]`, int32 `bias[n]` (or `[1]`), int32
+    /// `scale[n, 2]` (or `[1, 2]`) → int16 `[.., m, n]`: rows narrowed so that sums fit int32.
+    MatMul(MatMul),
 }
 
 /// The kinds of op; each has one fixed VM kernel image.
@@ -106,11 +111,13 @@ pub enum OpKind {
     MaxPool2d,
     /// [`Op::Add`]
     Add,
+    /// [`Op::MatMul`]
+    MatMul,
 }
 
 impl OpKind {
     /// Every kind.
-    pub const ALL: [OpKind; 7] = [
+    pub const ALL: [OpKind; 8] = [
         Self::Relu,
         Self::Reshape,
         Self::ArgMax,
@@ -118,6 +125,7 @@ impl OpKind {
         Self::Conv2d,
         Self::MaxPool2d,
         Self::Add,
+        Self::MatMul,
     ];
 
     /// The kind's name in model files and reports.
@@ -130,6 +138,7 @@ impl OpKind {
             Self::Conv2d => "conv2d",
             Self::MaxPool2d => "max_pool2d",
             Self::Add => "add",
+            Self::MatMul => "mat_mul",
         }
     }
 
@@ -160,6 +169,7 @@ impl OpKind {
                 Self::Conv2d => conv2d::kernel(),
                 Self::MaxPool2d => maxpool::kernel(),
                 Self::Add => add::kernel(),
+                Self::MatMul => matmul::kernel(),
             };
             built.unwrap_or_else(|e| panic!("the {} kernel does not build: {e}", self.name()))
         })
@@ -196,6 +206,7 @@ impl Op {
             Self::Conv2d(_) => OpKind::Conv2d,
             Self::MaxPool2d(_) => OpKind::MaxPool2d,
             Self::Add(_) => OpKind::Add,
+            Self::MatMul(_) => OpKind::MatMul,
         }
     }
 
@@ -209,6 +220,7 @@ impl Op {
             Self::Conv2d(c) => c.output_type(inputs),
             Self::MaxPool2d(p) => p.output_type(inputs),
             Self::Add(x) => x.output_type(inputs),
+            Self::MatMul(x) => x.output_type(inputs),
         }
     }
 
@@ -223,6 +235,7 @@ impl Op {
             Self::Conv2d(c) => c.native(inputs),
             Self::MaxPool2d(p) => p.native(inputs),
             Self::Add(x) => x.native(inputs),
+            Self::MatMul(x) => x.native(inputs),
         }
     }
 
@@ -235,6 +248,7 @@ impl Op {
             Self::Conv2d(c) => c.kernel_params(inputs),
             Self::MaxPool2d(p) => p.kernel_params(inputs),
             Self::Add(x) => x.kernel_params(),
+            Self::MatMul(x) => x.kernel_params(inputs),
         })
     }
 
@@ -393,6 +407,7 @@ mod tests {
                 OpKind::Add,
                 "9fd371e5eba055a153552d73d4b09194518efe155dd9b27596b8b4f9faffdf01",
             ),
+            (OpKind::MatMul, "654bec104c85c0010a60eac8570f7f58b1f7142fb8212afe56e0c8315c83108e"),
         ];
         assert_eq!(pinned.len(), OpKind::ALL.len(), "pin every kind");
         for (kind, root) in pinned {
