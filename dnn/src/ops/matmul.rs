@@ -467,17 +467,6 @@ mod tests {
     use crate::quant::Requant;
     use rand::Rng;
 
-    fn random_i16(rng: &mut impl Rng, shape: &[usize], max: i16) -> Tensor {
-        let n = shape.iter().product();
-        Tensor::I16(
-            ArrayD::from_shape_vec(
-                IxDyn(shape),
-                (0..n).map(|_| rng.gen_range(-max..=max)).collect(),
-            )
-            .unwrap(),
-        )
-    }
-
     fn scales(rng: &mut impl Rng, n: usize, range: std::ops::Range<f64>) -> Tensor {
         let v = (0..n)
             .flat_map(|_| {

@@ -25,6 +25,7 @@ mod matmul;
 mod maxpool;
 mod relu;
 mod reshape;
+mod transpose;
 
 pub use add::Add;
 pub use conv2d::Conv2d;
@@ -92,6 +93,12 @@ pub enum Op {
     /// int16 `a[.., m, k]`, int8 `w[n, k]` or int16 `b[.., n, k]`, int32 `bias[n]` (or `[1]`), int32
     /// `scale[n, 2]` (or `[1, 2]`) → int16 `[.., m, n]`: rows narrowed so that sums fit int32.
     MatMul(MatMul),
+    /// Any tensor of rank ≤ 4 → its axes in the order `perm` (output axis `d` is input axis
+    /// `perm[d]`).
+    Transpose {
+        /// The permutation.
+        perm: Vec<usize>,
+    },
 }
 
 /// The kinds of op; each has one fixed VM kernel image.
@@ -113,11 +120,13 @@ pub enum OpKind {
     Add,
     /// [`Op::MatMul`]
     MatMul,
+    /// [`Op::Transpose`]
+    Transpose,
 }
 
 impl OpKind {
     /// Every kind.
-    pub const ALL: [OpKind; 8] = [
+    pub const ALL: [OpKind; 9] = [
         Self::Relu,
         Self::Reshape,
         Self::ArgMax,
@@ -126,6 +135,7 @@ impl OpKind {
         Self::MaxPool2d,
         Self::Add,
         Self::MatMul,
+        Self::Transpose,
     ];
 
     /// The kind's name in model files and reports.
@@ -139,6 +149,7 @@ impl OpKind {
             Self::MaxPool2d => "max_pool2d",
             Self::Add => "add",
             Self::MatMul => "mat_mul",
+            Self::Transpose => "transpose",
         }
     }
 
@@ -170,6 +181,7 @@ impl OpKind {
                 Self::MaxPool2d => maxpool::kernel(),
                 Self::Add => add::kernel(),
                 Self::MatMul => matmul::kernel(),
+                Self::Transpose => transpose::kernel(),
             };
             built.unwrap_or_else(|e| panic!("the {} kernel does not build: {e}", self.name()))
         })
@@ -207,6 +219,7 @@ impl Op {
             Self::MaxPool2d(_) => OpKind::MaxPool2d,
             Self::Add(_) => OpKind::Add,
             Self::MatMul(_) => OpKind::MatMul,
+            Self::Transpose { .. } => OpKind::Transpose,
         }
     }
 
@@ -221,6 +234,7 @@ impl Op {
             Self::MaxPool2d(p) => p.output_type(inputs),
             Self::Add(x) => x.output_type(inputs),
             Self::MatMul(x) => x.output_type(inputs),
+            Self::Transpose { perm } => transpose::output_type(perm, inputs),
         }
     }
 
@@ -236,6 +250,7 @@ impl Op {
             Self::MaxPool2d(p) => p.native(inputs),
             Self::Add(x) => x.native(inputs),
             Self::MatMul(x) => x.native(inputs),
+            Self::Transpose { perm } => transpose::native(perm, inputs[0]),
         }
     }
 
@@ -249,6 +264,7 @@ impl Op {
             Self::MaxPool2d(p) => p.kernel_params(inputs),
             Self::Add(x) => x.kernel_params(),
             Self::MatMul(x) => x.kernel_params(inputs),
+            Self::Transpose { perm } => transpose::kernel_params(perm, inputs[0]),
         })
     }
 
@@ -312,6 +328,18 @@ pub(crate) mod testing {
         let n = shape.iter().product();
         Tensor::I8(
             ArrayD::from_shape_vec(IxDyn(shape), (0..n).map(|_| rng.gen()).collect()).unwrap(),
+        )
+    }
+
+    /// A random int16 tensor with magnitudes up to `max`.
+    pub(crate) fn random_i16(rng: &mut impl Rng, shape: &[usize], max: i16) -> Tensor {
+        let n = shape.iter().product();
+        Tensor::I16(
+            ArrayD::from_shape_vec(
+                IxDyn(shape),
+                (0..n).map(|_| rng.gen_range(-max..=max)).collect(),
+            )
+            .unwrap(),
         )
     }
 
@@ -407,7 +435,11 @@ mod tests {
                 OpKind::Add,
                 "9fd371e5eba055a153552d73d4b09194518efe155dd9b27596b8b4f9faffdf01",
             ),
-            (OpKind::MatMul, "654bec104c85c0010a60eac8570f7f58b1f7142fb8212afe56e0c8315c83108e"),
+            (
+                OpKind::MatMul,
+                "654bec104c85c0010a60eac8570f7f58b1f7142fb8212afe56e0c8315c83108e",
+            ),
+            (OpKind::Transpose, "0ee26556ec008c488dc06e460f5790e6ae5d0fca1ad232ee587c46844e8aeb00"),
         ];
         assert_eq!(pinned.len(), OpKind::ALL.len(), "pin every kind");
         for (kind, root) in pinned {
