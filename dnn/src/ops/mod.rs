@@ -20,6 +20,7 @@
 mod add;
 mod argmax;
 mod conv2d;
+mod layernorm;
 mod linear;
 mod matmul;
 mod maxpool;
@@ -99,6 +100,9 @@ pub enum Op {
         /// The permutation.
         perm: Vec<usize>,
     },
+    /// int16 `x[.., d]`, int32 `scale[d, 2]` (γ), int32 `bias[d]` (β) → int16, normalized over the
+    /// last axis in integers (integer mean, variance and square root).
+    LayerNorm,
 }
 
 /// The kinds of op; each has one fixed VM kernel image.
@@ -122,11 +126,13 @@ pub enum OpKind {
     MatMul,
     /// [`Op::Transpose`]
     Transpose,
+    /// [`Op::LayerNorm`]
+    LayerNorm,
 }
 
 impl OpKind {
     /// Every kind.
-    pub const ALL: [OpKind; 9] = [
+    pub const ALL: [OpKind; 10] = [
         Self::Relu,
         Self::Reshape,
         Self::ArgMax,
@@ -136,6 +142,7 @@ impl OpKind {
         Self::Add,
         Self::MatMul,
         Self::Transpose,
+        Self::LayerNorm,
     ];
 
     /// The kind's name in model files and reports.
@@ -150,6 +157,7 @@ impl OpKind {
             Self::Add => "add",
             Self::MatMul => "mat_mul",
             Self::Transpose => "transpose",
+            Self::LayerNorm => "layer_norm",
         }
     }
 
@@ -182,6 +190,7 @@ impl OpKind {
                 Self::Add => add::kernel(),
                 Self::MatMul => matmul::kernel(),
                 Self::Transpose => transpose::kernel(),
+                Self::LayerNorm => layernorm::kernel(),
             };
             built.unwrap_or_else(|e| panic!("the {} kernel does not build: {e}", self.name()))
         })
@@ -220,6 +229,7 @@ impl Op {
             Self::Add(_) => OpKind::Add,
             Self::MatMul(_) => OpKind::MatMul,
             Self::Transpose { .. } => OpKind::Transpose,
+            Self::LayerNorm => OpKind::LayerNorm,
         }
     }
 
@@ -235,6 +245,7 @@ impl Op {
             Self::Add(x) => x.output_type(inputs),
             Self::MatMul(x) => x.output_type(inputs),
             Self::Transpose { perm } => transpose::output_type(perm, inputs),
+            Self::LayerNorm => layernorm::output_type(inputs),
         }
     }
 
@@ -251,6 +262,7 @@ impl Op {
             Self::Add(x) => x.native(inputs),
             Self::MatMul(x) => x.native(inputs),
             Self::Transpose { perm } => transpose::native(perm, inputs[0]),
+            Self::LayerNorm => layernorm::native(inputs),
         }
     }
 
@@ -265,6 +277,7 @@ impl Op {
             Self::Add(x) => x.kernel_params(),
             Self::MatMul(x) => x.kernel_params(inputs),
             Self::Transpose { perm } => transpose::kernel_params(perm, inputs[0]),
+            Self::LayerNorm => layernorm::kernel_params(inputs),
         })
     }
 
@@ -439,7 +452,11 @@ mod tests {
                 OpKind::MatMul,
                 "654bec104c85c0010a60eac8570f7f58b1f7142fb8212afe56e0c8315c83108e",
             ),
-            (OpKind::Transpose, "0ee26556ec008c488dc06e460f5790e6ae5d0fca1ad232ee587c46844e8aeb00"),
+            (
+                OpKind::Transpose,
+                "0ee26556ec008c488dc06e460f5790e6ae5d0fca1ad232ee587c46844e8aeb00",
+            ),
+            (OpKind::LayerNorm, "722c5728833d74018e792c4411773f29a429f1897b57fd65e1b32c75ddff6519"),
         ];
         assert_eq!(pinned.len(), OpKind::ALL.len(), "pin every kind");
         for (kind, root) in pinned {
