@@ -22,10 +22,12 @@ mod argmax;
 mod conv2d;
 mod layernorm;
 mod linear;
+mod lookup;
 mod matmul;
 mod maxpool;
 mod relu;
 mod reshape;
+mod softmax;
 mod transpose;
 
 pub use add::Add;
@@ -103,6 +105,12 @@ pub enum Op {
     /// int16 `x[.., d]`, int32 `scale[d, 2]` (γ), int32 `bias[d]` (β) → int16, normalized over the
     /// last axis in integers (integer mean, variance and square root).
     LayerNorm,
+    /// int16 `x`, int16 `table[65536]` → int16 `table[x + 32768]`: any function of an activation
+    /// (GELU, SiLU) as a table that the model's weights commit to.
+    Lookup,
+    /// int16 scores `x[.., n]`, int32 `mask[n]` (key `j` takes part iff `mask[j] ≠ 0`), int16
+    /// `exp_table[L]` → int16 probabilities in Q15 over the last axis.
+    Softmax,
 }
 
 /// The kinds of op; each has one fixed VM kernel image.
@@ -128,11 +136,15 @@ pub enum OpKind {
     Transpose,
     /// [`Op::LayerNorm`]
     LayerNorm,
+    /// [`Op::Lookup`]
+    Lookup,
+    /// [`Op::Softmax`]
+    Softmax,
 }
 
 impl OpKind {
     /// Every kind.
-    pub const ALL: [OpKind; 10] = [
+    pub const ALL: [OpKind; 12] = [
         Self::Relu,
         Self::Reshape,
         Self::ArgMax,
@@ -143,6 +155,8 @@ impl OpKind {
         Self::MatMul,
         Self::Transpose,
         Self::LayerNorm,
+        Self::Lookup,
+        Self::Softmax,
     ];
 
     /// The kind's name in model files and reports.
@@ -158,6 +172,8 @@ impl OpKind {
             Self::MatMul => "mat_mul",
             Self::Transpose => "transpose",
             Self::LayerNorm => "layer_norm",
+            Self::Lookup => "lookup",
+            Self::Softmax => "softmax",
         }
     }
 
@@ -191,6 +207,8 @@ impl OpKind {
                 Self::MatMul => matmul::kernel(),
                 Self::Transpose => transpose::kernel(),
                 Self::LayerNorm => layernorm::kernel(),
+                Self::Lookup => lookup::kernel(),
+                Self::Softmax => softmax::kernel(),
             };
             built.unwrap_or_else(|e| panic!("the {} kernel does not build: {e}", self.name()))
         })
@@ -230,6 +248,8 @@ impl Op {
             Self::MatMul(_) => OpKind::MatMul,
             Self::Transpose { .. } => OpKind::Transpose,
             Self::LayerNorm => OpKind::LayerNorm,
+            Self::Lookup => OpKind::Lookup,
+            Self::Softmax => OpKind::Softmax,
         }
     }
 
@@ -246,6 +266,8 @@ impl Op {
             Self::MatMul(x) => x.output_type(inputs),
             Self::Transpose { perm } => transpose::output_type(perm, inputs),
             Self::LayerNorm => layernorm::output_type(inputs),
+            Self::Lookup => lookup::output_type(inputs),
+            Self::Softmax => softmax::output_type(inputs),
         }
     }
 
@@ -263,6 +285,8 @@ impl Op {
             Self::MatMul(x) => x.native(inputs),
             Self::Transpose { perm } => transpose::native(perm, inputs[0]),
             Self::LayerNorm => layernorm::native(inputs),
+            Self::Lookup => lookup::native(inputs),
+            Self::Softmax => softmax::native(inputs),
         }
     }
 
@@ -270,7 +294,7 @@ impl Op {
     pub fn kernel_params(&self, inputs: &[&Tensor]) -> Result<Vec<i32>, OpError> {
         self.output_type(inputs)?;
         Ok(match self {
-            Self::Relu | Self::Reshape { .. } | Self::ArgMax => Vec::new(),
+            Self::Relu | Self::Reshape { .. } | Self::ArgMax | Self::Lookup => Vec::new(),
             Self::Linear(l) => l.kernel_params(inputs),
             Self::Conv2d(c) => c.kernel_params(inputs),
             Self::MaxPool2d(p) => p.kernel_params(inputs),
@@ -278,6 +302,7 @@ impl Op {
             Self::MatMul(x) => x.kernel_params(inputs),
             Self::Transpose { perm } => transpose::kernel_params(perm, inputs[0]),
             Self::LayerNorm => layernorm::kernel_params(inputs),
+            Self::Softmax => softmax::kernel_params(inputs),
         })
     }
 
@@ -456,7 +481,12 @@ mod tests {
                 OpKind::Transpose,
                 "0ee26556ec008c488dc06e460f5790e6ae5d0fca1ad232ee587c46844e8aeb00",
             ),
-            (OpKind::LayerNorm, "722c5728833d74018e792c4411773f29a429f1897b57fd65e1b32c75ddff6519"),
+            (
+                OpKind::LayerNorm,
+                "722c5728833d74018e792c4411773f29a429f1897b57fd65e1b32c75ddff6519",
+            ),
+            (OpKind::Lookup, "88b88efffb7bf4ef0a6cd3afbeb7948e9dcec1815a4bdf9df5acfb547ae8d34d"),
+            (OpKind::Softmax, "5622328a8006f1d594ac520963697bdbfe44936230cb7bc8362cc6a03c69b739"),
         ];
         assert_eq!(pinned.len(), OpKind::ALL.len(), "pin every kind");
         for (kind, root) in pinned {
