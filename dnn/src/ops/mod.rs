@@ -20,11 +20,13 @@
 mod add;
 mod argmax;
 mod conv2d;
+mod gather;
 mod layernorm;
 mod linear;
 mod lookup;
 mod matmul;
 mod maxpool;
+mod meanpool;
 mod relu;
 mod reshape;
 mod softmax;
@@ -93,6 +95,13 @@ pub enum Op {
     MaxPool2d(MaxPool2d),
     /// int8 `a`, int8 `b` of one shape → int8, `requant(a·ma + b·mb)`.
     Add(Add),
+    /// [`Op::Add`] on int16 (a transformer's residual stream), saturating to int16.
+    Add16(Add),
+    /// int32 `ids[t]`, any `table[v, d]` → `[t, d]`, row `ids[i]` of the table (zeros for an id
+    /// outside it).
+    Gather,
+    /// int16 `x[t, d]`, int32 `mask[t]` → int16 `[d]`, the mean of the unmasked rows.
+    MeanPool,
     /// int16 `a[.., m, k]`, int8 `w[n, k]` or int16 `b[.., n, k]`, int32 `bias[n]` (or `[1]`), int32
     /// `scale[n, 2]` (or `[1, 2]`) → int16 `[.., m, n]`: rows narrowed so that sums fit int32.
     MatMul(MatMul),
@@ -140,11 +149,17 @@ pub enum OpKind {
     Lookup,
     /// [`Op::Softmax`]
     Softmax,
+    /// [`Op::Add16`]
+    Add16,
+    /// [`Op::Gather`]
+    Gather,
+    /// [`Op::MeanPool`]
+    MeanPool,
 }
 
 impl OpKind {
     /// Every kind.
-    pub const ALL: [OpKind; 12] = [
+    pub const ALL: [OpKind; 15] = [
         Self::Relu,
         Self::Reshape,
         Self::ArgMax,
@@ -157,6 +172,9 @@ impl OpKind {
         Self::LayerNorm,
         Self::Lookup,
         Self::Softmax,
+        Self::Add16,
+        Self::Gather,
+        Self::MeanPool,
     ];
 
     /// The kind's name in model files and reports.
@@ -174,6 +192,9 @@ impl OpKind {
             Self::LayerNorm => "layer_norm",
             Self::Lookup => "lookup",
             Self::Softmax => "softmax",
+            Self::Add16 => "add16",
+            Self::Gather => "gather",
+            Self::MeanPool => "mean_pool",
         }
     }
 
@@ -203,7 +224,10 @@ impl OpKind {
                 Self::Linear => linear::kernel(),
                 Self::Conv2d => conv2d::kernel(),
                 Self::MaxPool2d => maxpool::kernel(),
-                Self::Add => add::kernel(),
+                Self::Add => add::kernel(DType::I8),
+                Self::Add16 => add::kernel(DType::I16),
+                Self::Gather => gather::kernel(),
+                Self::MeanPool => meanpool::kernel(),
                 Self::MatMul => matmul::kernel(),
                 Self::Transpose => transpose::kernel(),
                 Self::LayerNorm => layernorm::kernel(),
@@ -245,6 +269,9 @@ impl Op {
             Self::Conv2d(_) => OpKind::Conv2d,
             Self::MaxPool2d(_) => OpKind::MaxPool2d,
             Self::Add(_) => OpKind::Add,
+            Self::Add16(_) => OpKind::Add16,
+            Self::Gather => OpKind::Gather,
+            Self::MeanPool => OpKind::MeanPool,
             Self::MatMul(_) => OpKind::MatMul,
             Self::Transpose { .. } => OpKind::Transpose,
             Self::LayerNorm => OpKind::LayerNorm,
@@ -262,7 +289,10 @@ impl Op {
             Self::Linear(l) => l.output_type(inputs),
             Self::Conv2d(c) => c.output_type(inputs),
             Self::MaxPool2d(p) => p.output_type(inputs),
-            Self::Add(x) => x.output_type(inputs),
+            Self::Add(x) => x.output_type(DType::I8, inputs),
+            Self::Add16(x) => x.output_type(DType::I16, inputs),
+            Self::Gather => gather::output_type(inputs),
+            Self::MeanPool => meanpool::output_type(inputs),
             Self::MatMul(x) => x.output_type(inputs),
             Self::Transpose { perm } => transpose::output_type(perm, inputs),
             Self::LayerNorm => layernorm::output_type(inputs),
@@ -281,7 +311,10 @@ impl Op {
             Self::Linear(l) => l.native(inputs),
             Self::Conv2d(c) => c.native(inputs),
             Self::MaxPool2d(p) => p.native(inputs),
-            Self::Add(x) => x.native(inputs),
+            Self::Add(x) => x.native(DType::I8, inputs),
+            Self::Add16(x) => x.native(DType::I16, inputs),
+            Self::Gather => gather::native(inputs),
+            Self::MeanPool => meanpool::native(inputs),
             Self::MatMul(x) => x.native(inputs),
             Self::Transpose { perm } => transpose::native(perm, inputs[0]),
             Self::LayerNorm => layernorm::native(inputs),
@@ -298,7 +331,9 @@ impl Op {
             Self::Linear(l) => l.kernel_params(inputs),
             Self::Conv2d(c) => c.kernel_params(inputs),
             Self::MaxPool2d(p) => p.kernel_params(inputs),
-            Self::Add(x) => x.kernel_params(),
+            Self::Add(x) | Self::Add16(x) => x.kernel_params(),
+            Self::Gather => gather::kernel_params(inputs),
+            Self::MeanPool => meanpool::kernel_params(inputs),
             Self::MatMul(x) => x.kernel_params(inputs),
             Self::Transpose { perm } => transpose::kernel_params(perm, inputs[0]),
             Self::LayerNorm => layernorm::kernel_params(inputs),
@@ -485,8 +520,20 @@ mod tests {
                 OpKind::LayerNorm,
                 "722c5728833d74018e792c4411773f29a429f1897b57fd65e1b32c75ddff6519",
             ),
-            (OpKind::Lookup, "88b88efffb7bf4ef0a6cd3afbeb7948e9dcec1815a4bdf9df5acfb547ae8d34d"),
-            (OpKind::Softmax, "5622328a8006f1d594ac520963697bdbfe44936230cb7bc8362cc6a03c69b739"),
+            (
+                OpKind::Lookup,
+                "88b88efffb7bf4ef0a6cd3afbeb7948e9dcec1815a4bdf9df5acfb547ae8d34d",
+            ),
+            (
+                OpKind::Softmax,
+                "5622328a8006f1d594ac520963697bdbfe44936230cb7bc8362cc6a03c69b739",
+            ),
+            (
+                OpKind::Add16,
+                "eac17a2fb9bfd17ad01ca81b9e96210143b6f51bdd5c7bf5e97e24fbed6ea914",
+            ),
+            (OpKind::Gather, "0e3b2768ed04e0aa699c04e164f028357e705d2980386d305030467e998f06c3"),
+            (OpKind::MeanPool, "9432eee7f468c3ef4711ea14ab81378045a671c138ee9029e90c46c081b773d5"),
         ];
         assert_eq!(pinned.len(), OpKind::ALL.len(), "pin every kind");
         for (kind, root) in pinned {
