@@ -19,6 +19,7 @@
 
 mod add;
 mod argmax;
+mod concat;
 mod conv2d;
 mod gather;
 mod layernorm;
@@ -102,6 +103,11 @@ pub enum Op {
     Gather,
     /// int16 `x[t, d]`, int32 `mask[t]` → int16 `[d]`, the mean of the unmasked rows.
     MeanPool,
+    /// Two tensors of one type, equal but along `axis` → joined along it (the tiles of a matmul).
+    Concat {
+        /// The axis joined along.
+        axis: usize,
+    },
     /// int16 `a[.., m, k]`, int8 `w[n, k]` or int16 `b[.., n, k]`, int32 `bias[n]` (or `[1]`), int32
     /// `scale[n, 2]` (or `[1, 2]`) → int16 `[.., m, n]`: rows narrowed so that sums fit int32.
     MatMul(MatMul),
@@ -155,11 +161,13 @@ pub enum OpKind {
     Gather,
     /// [`Op::MeanPool`]
     MeanPool,
+    /// [`Op::Concat`]
+    Concat,
 }
 
 impl OpKind {
     /// Every kind.
-    pub const ALL: [OpKind; 15] = [
+    pub const ALL: [OpKind; 16] = [
         Self::Relu,
         Self::Reshape,
         Self::ArgMax,
@@ -175,6 +183,7 @@ impl OpKind {
         Self::Add16,
         Self::Gather,
         Self::MeanPool,
+        Self::Concat,
     ];
 
     /// The kind's name in model files and reports.
@@ -195,6 +204,7 @@ impl OpKind {
             Self::Add16 => "add16",
             Self::Gather => "gather",
             Self::MeanPool => "mean_pool",
+            Self::Concat => "concat",
         }
     }
 
@@ -228,6 +238,7 @@ impl OpKind {
                 Self::Add16 => add::kernel(DType::I16),
                 Self::Gather => gather::kernel(),
                 Self::MeanPool => meanpool::kernel(),
+                Self::Concat => concat::kernel(),
                 Self::MatMul => matmul::kernel(),
                 Self::Transpose => transpose::kernel(),
                 Self::LayerNorm => layernorm::kernel(),
@@ -272,6 +283,7 @@ impl Op {
             Self::Add16(_) => OpKind::Add16,
             Self::Gather => OpKind::Gather,
             Self::MeanPool => OpKind::MeanPool,
+            Self::Concat { .. } => OpKind::Concat,
             Self::MatMul(_) => OpKind::MatMul,
             Self::Transpose { .. } => OpKind::Transpose,
             Self::LayerNorm => OpKind::LayerNorm,
@@ -293,6 +305,7 @@ impl Op {
             Self::Add16(x) => x.output_type(DType::I16, inputs),
             Self::Gather => gather::output_type(inputs),
             Self::MeanPool => meanpool::output_type(inputs),
+            Self::Concat { axis } => concat::output_type(*axis, inputs),
             Self::MatMul(x) => x.output_type(inputs),
             Self::Transpose { perm } => transpose::output_type(perm, inputs),
             Self::LayerNorm => layernorm::output_type(inputs),
@@ -315,6 +328,7 @@ impl Op {
             Self::Add16(x) => x.native(DType::I16, inputs),
             Self::Gather => gather::native(inputs),
             Self::MeanPool => meanpool::native(inputs),
+            Self::Concat { axis } => concat::native(*axis, inputs),
             Self::MatMul(x) => x.native(inputs),
             Self::Transpose { perm } => transpose::native(perm, inputs[0]),
             Self::LayerNorm => layernorm::native(inputs),
@@ -334,6 +348,7 @@ impl Op {
             Self::Add(x) | Self::Add16(x) => x.kernel_params(),
             Self::Gather => gather::kernel_params(inputs),
             Self::MeanPool => meanpool::kernel_params(inputs),
+            Self::Concat { axis } => concat::kernel_params(*axis, inputs),
             Self::MatMul(x) => x.kernel_params(inputs),
             Self::Transpose { perm } => transpose::kernel_params(perm, inputs[0]),
             Self::LayerNorm => layernorm::kernel_params(inputs),
@@ -532,8 +547,15 @@ mod tests {
                 OpKind::Add16,
                 "eac17a2fb9bfd17ad01ca81b9e96210143b6f51bdd5c7bf5e97e24fbed6ea914",
             ),
-            (OpKind::Gather, "0e3b2768ed04e0aa699c04e164f028357e705d2980386d305030467e998f06c3"),
-            (OpKind::MeanPool, "9432eee7f468c3ef4711ea14ab81378045a671c138ee9029e90c46c081b773d5"),
+            (
+                OpKind::Gather,
+                "0e3b2768ed04e0aa699c04e164f028357e705d2980386d305030467e998f06c3",
+            ),
+            (
+                OpKind::MeanPool,
+                "9432eee7f468c3ef4711ea14ab81378045a671c138ee9029e90c46c081b773d5",
+            ),
+            (OpKind::Concat, "9066ef41ac6c9fb3d7248f36b655e30a2ccd11e1332688c1e2809eb98c16a086"),
         ];
         assert_eq!(pinned.len(), OpKind::ALL.len(), "pin every kind");
         for (kind, root) in pinned {
