@@ -82,6 +82,20 @@ fn operand_bits(k: usize, b_wide: bool) -> Option<(u32, u32)> {
 }
 
 impl MatMul {
+    /// About the VM steps of a `mat_mul` of `batches × m × k` by `n` (`wide`: `b` is int16), as its
+    /// kernel spends them: 7 per multiply-add, about 60 per output, about 14 per narrowed element and
+    /// the prologue's reading of the inputs. An upper bound within a few percent for the shapes of a
+    /// transformer (a test holds it to the kernel), so that a model can be tiled to a step bound
+    /// without running it.
+    pub fn vm_steps(batches: usize, m: usize, k: usize, n: usize, wide: bool) -> u64 {
+        let (b, m, k, n) = (batches as u64, m as u64, k as u64, n as u64);
+        let b_rows = if wide { b * n } else { n };
+        let b_bytes = b_rows * k * if wide { 2 } else { 1 };
+        let read = (2 * b * m * k + b_bytes + 12 * n) / 32 * 12;
+        let narrowed = if wide { b * (m + n) * k } else { b * m * k };
+        7 * b * m * k * n + 60 * b * m * n + 14 * narrowed + read + 1000
+    }
+
     fn dims(&self, inputs: &[&Tensor]) -> Result<Dims, OpError> {
         arity("mat_mul", inputs, 4)?;
         let (a, b, bias, scale) = (inputs[0], inputs[1], inputs[2], inputs[3]);
@@ -475,6 +489,44 @@ mod tests {
             })
             .collect();
         Tensor::I32(ArrayD::from_shape_vec(IxDyn(&[n, 2]), v).unwrap())
+    }
+
+    /// The estimate bounds the kernel's steps from above, closely.
+    #[test]
+    fn step_estimate_bounds_the_kernel() {
+        let (mut rng, seed) = test_rng("matmul::step_estimate_bounds_the_kernel");
+        // (batches, m, k, n, wide)
+        let cases = [
+            (1, 16, 384, 64, false),
+            (1, 3, 17, 5, false),
+            (12, 16, 32, 16, true),
+            (12, 16, 16, 32, true),
+        ];
+        for (b, m, k, n, wide) in cases {
+            let (a_shape, b_shape) = if wide {
+                (vec![b, m, k], vec![b, n, k])
+            } else {
+                (vec![m, k], vec![n, k])
+            };
+            let x = random_i16(&mut rng, &a_shape, i16::MAX);
+            let y = if wide {
+                random_i16(&mut rng, &b_shape, i16::MAX)
+            } else {
+                random_i8(&mut rng, &b_shape)
+            };
+            let bias = random_i32(&mut rng, &[1], 0..1);
+            let scale = scales(&mut rng, 1, 1e-6..1e-3);
+            let steps = native_equals_vm(
+                &Op::MatMul(MatMul {}),
+                &[&x, &y, &bias, &scale],
+                &format!("seed {seed}"),
+            );
+            let estimate = MatMul::vm_steps(b, m, k, n, wide);
+            assert!(
+                estimate >= steps && estimate as f64 <= steps as f64 * 1.15 + 2000.0,
+                "{b}x{m}x{k}x{n} wide {wide}: estimate {estimate}, kernel {steps}"
+            );
+        }
     }
 
     #[test]

@@ -555,7 +555,10 @@ mod tests {
                 OpKind::MeanPool,
                 "9432eee7f468c3ef4711ea14ab81378045a671c138ee9029e90c46c081b773d5",
             ),
-            (OpKind::Concat, "9066ef41ac6c9fb3d7248f36b655e30a2ccd11e1332688c1e2809eb98c16a086"),
+            (
+                OpKind::Concat,
+                "9066ef41ac6c9fb3d7248f36b655e30a2ccd11e1332688c1e2809eb98c16a086",
+            ),
         ];
         assert_eq!(pinned.len(), OpKind::ALL.len(), "pin every kind");
         for (kind, root) in pinned {
