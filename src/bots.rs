@@ -1,7 +1,7 @@
 //! `opml submitter`, `opml challenger` (the long-running bots), and the operator commands around
 //! them: `opml deploy` (contracts and models on a node) and `opml request` (ask for an inference).
 
-use crate::onchain::{runtime, ChainArgs};
+use crate::onchain::{runtime, ChainArgs, ChainInfo};
 use crate::EXIT_MISMATCH;
 use alloy::providers::DynProvider;
 use alloy::signers::local::PrivateKeySigner;
@@ -201,6 +201,8 @@ pub(crate) struct DeployArgs {
 #[derive(Serialize)]
 struct DeployReport {
     #[serde(flatten)]
+    chain: ChainInfo,
+    #[serde(flatten)]
     deployment: Deployment,
     params: GameParams,
     /// Model commitments, in the order given.
@@ -229,7 +231,7 @@ pub(crate) fn deploy(args: DeployArgs) -> Result<ExitCode> {
         let (providers, chain) = args.chain.providers_for(vec![signer]).await?;
         let deployment = Deployment::deploy(&providers[0], &params)
             .await
-            .with_context(|| format!("deploying on {chain}"))?;
+            .with_context(|| format!("deploying on {}", chain.chain))?;
         let mut commitments = Vec::new();
         for (model, path) in models.iter().zip(&args.models) {
             let (_, c) = deployment
@@ -239,6 +241,7 @@ pub(crate) fn deploy(args: DeployArgs) -> Result<ExitCode> {
             commitments.push(format!("0x{}", hex::encode(c)));
         }
         anyhow::Ok(DeployReport {
+            chain,
             deployment,
             params,
             models: commitments,
@@ -248,6 +251,7 @@ pub(crate) fn deploy(args: DeployArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         let d = &report.deployment;
+        println!("on {}", report.chain.describe());
         println!("Step        {}", d.step);
         println!("NodeVm      {}", d.node_vm);
         println!("Registry    {}", d.registry);
@@ -278,10 +282,34 @@ pub(crate) struct RequestArgs {
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..20),
           conflicts_with = "private_key_env")]
     account: u32,
+    /// Print one JSON report (request id, transaction, gas, model commitment, digit and label)
+    /// instead of the bare request id.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     key: KeyArgs,
     #[command(flatten)]
     chain: ChainArgs,
+}
+
+/// `opml request --json`.
+#[derive(Serialize)]
+struct RequestReport {
+    #[serde(flatten)]
+    chain: ChainInfo,
+    /// The request's id in the game.
+    request: u64,
+    #[serde(serialize_with = "opml_contracts::json::checksummed")]
+    game: alloy::primitives::Address,
+    /// Who signed the request.
+    #[serde(serialize_with = "opml_contracts::json::checksummed")]
+    requester: alloy::primitives::Address,
+    tx_hash: String,
+    gas: u64,
+    model_commitment: String,
+    /// Index of the digit in the held-out split, and its label.
+    digit: usize,
+    label: u8,
 }
 
 /// Posts one inference request with a held-out MNIST digit; prints the request id.
@@ -307,8 +335,9 @@ pub(crate) fn request(args: RequestArgs) -> Result<ExitCode> {
         Some(signer) => signer,
         None => dev_signer(args.account),
     };
-    let id = runtime()?.block_on(async {
-        let (providers, _) = args.chain.providers_for(vec![signer]).await?;
+    let requester = signer.address();
+    let report = runtime()?.block_on(async {
+        let (providers, chain) = args.chain.providers_for(vec![signer]).await?;
         let client = GameClient::new(args.game, providers[0].clone()).await?;
         let (tx, id) = client
             .request(commitment, &header, &input.to_le_bytes())
@@ -320,8 +349,22 @@ pub(crate) fn request(args: RequestArgs) -> Result<ExitCode> {
             label = data.labels[args.digit],
             "requested"
         );
-        anyhow::Ok(id)
+        anyhow::Ok(RequestReport {
+            chain,
+            request: id,
+            game: args.game,
+            requester,
+            tx_hash: tx.hash.to_string(),
+            gas: tx.gas,
+            model_commitment: alloy::primitives::B256::from(commitment).to_string(),
+            digit: args.digit,
+            label: data.labels[args.digit],
+        })
     })?;
-    println!("{id}");
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{}", report.request);
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -203,7 +203,7 @@ async fn a_challenger_stopped_mid_game_resumes_from_its_database_and_wins() {
     let picks = segments.len();
     segments.dedup();
     assert_eq!(segments.len(), picks, "a pick was made twice");
-    assert!(after.iter().any(|e| e.record.action == "prove-step"));
+    assert!(after.iter().any(|e| e.record.action == "prove_step"));
     let _ = std::fs::remove_dir_all(&setup.dir);
 }
 

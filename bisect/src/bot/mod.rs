@@ -1039,7 +1039,7 @@ impl Bot {
                 None,
                 Some(result),
                 U256::ZERO,
-                MoveRecord::new(self.role, "post-result", None, detail, tx.gas, t),
+                MoveRecord::new(self.role, "post_result", None, detail, tx.gas, t),
             );
         }
         Ok(())
