@@ -46,14 +46,14 @@ struct InterpreterFigures {
     program: String,
     steps: u64,
     /// The fast-forward interpreter as `Machine::run` runs it: hot blocks compiled to native code.
-    opml_seconds: f64,
+    opml_ms: f64,
     opml_steps_per_second: f64,
     /// Blocks the run compiled (0 on hosts without a code generator).
     compiled_blocks: usize,
     /// The same run with every step interpreted.
-    interpreted_seconds: f64,
+    interpreted_ms: f64,
     interpreted_steps_per_second: f64,
-    qemu_seconds: Option<f64>,
+    qemu_ms: Option<f64>,
     /// opml speed as a fraction of qemu-riscv32's (same program, same steps).
     fraction_of_qemu: Option<f64>,
     /// The interpreter alone as a fraction of qemu-riscv32's.
@@ -64,11 +64,11 @@ struct InterpreterFigures {
 struct MerkleFigures {
     mib_written: usize,
     pages: usize,
-    root_seconds: f64,
-    keccak_same_bytes_seconds: f64,
+    root_ms: f64,
+    keccak_same_bytes_ms: f64,
     root_over_keccak: f64,
     /// Root again after rewriting one page: the incremental cost.
-    one_page_update_seconds: f64,
+    one_page_update_ms: f64,
 }
 
 #[derive(Serialize)]
@@ -77,9 +77,9 @@ struct WitnessFigures {
     step: u64,
     checkpoint_interval: u64,
     checkpoints: usize,
-    record_seconds: f64,
+    record_ms: f64,
     record_steps_per_second: f64,
-    witness_seconds: f64,
+    witness_ms: f64,
     witness_bytes: usize,
     verified: bool,
 }
@@ -135,20 +135,20 @@ fn interpreter(args: &BenchArgs) -> Result<InterpreterFigures> {
         // Hashed after the timing: the figure is the run alone.
         let hash = end.state_hash();
         Ok((
-            elapsed.as_secs_f64(),
+            elapsed.as_secs_f64() * 1e3,
             end.step_count(),
             end.compiled_blocks(),
             hash,
         ))
     };
-    let (opml_seconds, steps, compiled_blocks, hash) = timed_run(true)?;
-    let (interpreted_seconds, interpreted_steps, _, interpreted_hash) = timed_run(false)?;
+    let (opml_ms, steps, compiled_blocks, hash) = timed_run(true)?;
+    let (interpreted_ms, interpreted_steps, _, interpreted_hash) = timed_run(false)?;
     anyhow::ensure!(
         (steps, hash) == (interpreted_steps, interpreted_hash),
         "compiled blocks and the interpreter disagree on {}",
         args.elf.display()
     );
-    let qemu_seconds = which_qemu().map(|qemu| {
+    let qemu_ms = which_qemu().map(|qemu| {
         best_of(args.repeat, || {
             Command::new(&qemu)
                 .arg(&args.elf)
@@ -159,18 +159,19 @@ fn interpreter(args: &BenchArgs) -> Result<InterpreterFigures> {
         })
         .0
         .as_secs_f64()
+            * 1e3
     });
     Ok(InterpreterFigures {
         program: args.elf.display().to_string(),
         steps,
-        opml_seconds,
-        opml_steps_per_second: steps as f64 / opml_seconds,
+        opml_ms,
+        opml_steps_per_second: steps as f64 / (opml_ms / 1e3),
         compiled_blocks,
-        interpreted_seconds,
-        interpreted_steps_per_second: steps as f64 / interpreted_seconds,
-        qemu_seconds,
-        fraction_of_qemu: qemu_seconds.map(|q| q / opml_seconds),
-        interpreted_fraction_of_qemu: qemu_seconds.map(|q| q / interpreted_seconds),
+        interpreted_ms,
+        interpreted_steps_per_second: steps as f64 / (interpreted_ms / 1e3),
+        qemu_ms,
+        fraction_of_qemu: qemu_ms.map(|q| q / opml_ms),
+        interpreted_fraction_of_qemu: qemu_ms.map(|q| q / interpreted_ms),
     })
 }
 
@@ -211,10 +212,10 @@ fn merkle(args: &BenchArgs) -> MerkleFigures {
     MerkleFigures {
         mib_written: args.merkle_mib,
         pages,
-        root_seconds: root_time.as_secs_f64(),
-        keccak_same_bytes_seconds: keccak_time.as_secs_f64(),
+        root_ms: root_time.as_secs_f64() * 1e3,
+        keccak_same_bytes_ms: keccak_time.as_secs_f64() * 1e3,
         root_over_keccak: root_time.as_secs_f64() / keccak_time.as_secs_f64(),
-        one_page_update_seconds: one_page.as_secs_f64(),
+        one_page_update_ms: one_page.as_secs_f64() * 1e3,
     }
 }
 
@@ -240,9 +241,9 @@ fn witness(args: &BenchArgs) -> Result<WitnessFigures> {
         step: args.witness_step,
         checkpoint_interval: args.checkpoint_interval,
         checkpoints: checkpoints.len(),
-        record_seconds: record,
+        record_ms: record * 1e3,
         record_steps_per_second: args.witness_step as f64 / record,
-        witness_seconds: elapsed.as_secs_f64(),
+        witness_ms: elapsed.as_secs_f64() * 1e3,
         witness_bytes: proof.witness.len(),
         verified,
     })
@@ -254,18 +255,18 @@ fn print(report: &BenchReport) {
         let of_qemu = |f: Option<f64>| f.map(|f| format!("   = {f:.2} × qemu")).unwrap_or_default();
         println!(
             "  opml          {:>9.3} s   {:>8.1} M steps/s{}   ({} blocks compiled)",
-            i.opml_seconds,
+            i.opml_ms / 1e3,
             i.opml_steps_per_second / 1e6,
             of_qemu(i.fraction_of_qemu),
             i.compiled_blocks
         );
         println!(
             "  interpreted   {:>9.3} s   {:>8.1} M steps/s{}   (no compiled blocks)",
-            i.interpreted_seconds,
+            i.interpreted_ms / 1e3,
             i.interpreted_steps_per_second / 1e6,
             of_qemu(i.interpreted_fraction_of_qemu)
         );
-        match i.qemu_seconds {
+        match i.qemu_ms.map(|ms| ms / 1e3) {
             Some(q) => println!(
                 "  qemu-riscv32  {q:>9.3} s   {:>8.1} M steps/s",
                 i.steps as f64 / q / 1e6
@@ -278,27 +279,27 @@ fn print(report: &BenchReport) {
         "merkle root after writing {} MiB ({} pages)",
         m.mib_written, m.pages
     );
-    println!("  memory root   {:>9.3} s", m.root_seconds);
+    println!("  memory root   {:>9.3} s", m.root_ms / 1e3);
     println!(
         "  keccak(bytes) {:>9.3} s   root = {:.2} × plain keccak",
-        m.keccak_same_bytes_seconds, m.root_over_keccak
+        m.keccak_same_bytes_ms / 1e3,
+        m.root_over_keccak
     );
-    println!(
-        "  1 page after  {:>9.3} ms",
-        m.one_page_update_seconds * 1e3
-    );
+    println!("  1 page after  {:>9.3} ms", m.one_page_update_ms);
     if let Some(w) = &report.witness {
         println!("witness at step {} of {}", w.step, w.program);
         println!(
             "  record run    {:>9.3} s   {:>8.1} M steps/s, {} checkpoints every {} steps",
-            w.record_seconds,
+            w.record_ms / 1e3,
             w.record_steps_per_second / 1e6,
             w.checkpoints,
             w.checkpoint_interval
         );
         println!(
             "  witness       {:>9.3} s   {} bytes, verified: {}",
-            w.witness_seconds, w.witness_bytes, w.verified
+            w.witness_ms / 1e3,
+            w.witness_bytes,
+            w.verified
         );
     }
 }

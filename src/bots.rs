@@ -1,31 +1,41 @@
 //! `opml submitter`, `opml challenger` (the long-running bots), and the operator commands around
 //! them: `opml deploy` (contracts and models on a node) and `opml request` (ask for an inference).
 
-use crate::onchain::{runtime, ChainArgs};
+use crate::onchain::{runtime, ChainArgs, ChainInfo};
 use crate::EXIT_MISMATCH;
 use alloy::providers::DynProvider;
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use opml_bisect::bot::{check_config, http_provider, parse_key, Endpoint};
+use opml_bisect::bot::{
+    check_config, http_provider, http_provider_counting, parse_key, BotMetrics, Endpoint,
+    MetricsServer,
+};
 use opml_bisect::{Attack, Bot, BotConfig, Deployment, GameClient, GameParams, Side};
 use opml_contracts::dev_signer;
 use opml_dnn::mnist::{quantize_image, Dataset};
 use opml_dnn::Model;
 use serde::Serialize;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use tracing::info;
 
 #[derive(Args)]
 pub(crate) struct BotArgs {
     /// The bot's TOML file: rpc (a node URL), key (hex, env:VAR for a hex key in the environment
     /// variable VAR, or dev:N for the test mnemonic), game (the DisputeGame address), models
-    /// (folders), bond (the most it locks, e.g. "1 ether"), arity, poll_interval_ms, db (its redb
-    /// file), serve (submitter: requesters it answers) and from_block. See docs/bots.md and
-    /// examples/.
+    /// (folders), bond (the most it locks, e.g. "1 ether"), reserve (submitter), arity,
+    /// poll_interval_ms, db (its redb file), serve (submitter: requesters it answers), from_block,
+    /// max_node_steps and metrics_addr. See docs/bots.md and examples/.
     #[arg(long)]
     config: PathBuf,
+    /// Serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9464 (an IP address and
+    /// port; overrides the file's metrics_addr; off by default). The page names the bot's account:
+    /// keep it on loopback or a private network.
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<SocketAddr>,
     /// Check the file against the chain and exit without running: the game is this build's
     /// deployment, its arity and bonds fit, the models load and are registered, the key is not a
     /// public dev key off a dev chain, its balance covers a bond (and the reserve, submitter).
@@ -93,10 +103,7 @@ pub(crate) fn run_adversary(args: AdversaryArgs) -> Result<ExitCode> {
         bail!(
             "--fault {}: not an attack of a {} (see --help)",
             args.fault,
-            match role {
-                Side::Submitter => "submitter",
-                Side::Challenger => "challenger",
-            }
+            role.name()
         );
     }
     run_bot_with(role, args.bot, Some(args.fault))
@@ -108,7 +115,10 @@ pub(crate) fn run_bot(role: Side, args: BotArgs) -> Result<ExitCode> {
 }
 
 fn run_bot_with(role: Side, args: BotArgs, attack: Option<Attack>) -> Result<ExitCode> {
-    let config = BotConfig::load(&args.config)?;
+    let mut config = BotConfig::load(&args.config)?;
+    if args.metrics_addr.is_some() {
+        config.metrics_addr = args.metrics_addr;
+    }
     let url = match &config.rpc {
         Endpoint::Http(url) => url.clone(),
         Endpoint::Embedded => bail!(
@@ -121,7 +131,15 @@ fn run_bot_with(role: Side, args: BotArgs, attack: Option<Attack>) -> Result<Exi
         return runtime()?.block_on(check(role, &config, http_provider(url)));
     }
     runtime()?.block_on(async move {
-        let mut bot = Bot::start(role, config, http_provider(url)).await?;
+        // Bound before anything else, so that a port in use stops the bot at once; served while
+        // it starts (`opml_bot_up` is 0 until its first tick).
+        let metrics = Arc::new(BotMetrics::new(role));
+        if let Some(addr) = config.metrics_addr {
+            let server = MetricsServer::bind(addr).await?;
+            tokio::spawn(server.serve(metrics.clone()));
+        }
+        let provider = http_provider_counting(url, Some(metrics.clone()));
+        let mut bot = Bot::start_with_metrics(role, config, provider, metrics).await?;
         if let Some(attack) = attack {
             bot = bot.with_attack(attack);
         }
@@ -183,6 +201,8 @@ pub(crate) struct DeployArgs {
 #[derive(Serialize)]
 struct DeployReport {
     #[serde(flatten)]
+    chain: ChainInfo,
+    #[serde(flatten)]
     deployment: Deployment,
     params: GameParams,
     /// Model commitments, in the order given.
@@ -211,7 +231,7 @@ pub(crate) fn deploy(args: DeployArgs) -> Result<ExitCode> {
         let (providers, chain) = args.chain.providers_for(vec![signer]).await?;
         let deployment = Deployment::deploy(&providers[0], &params)
             .await
-            .with_context(|| format!("deploying on {chain}"))?;
+            .with_context(|| format!("deploying on {}", chain.chain))?;
         let mut commitments = Vec::new();
         for (model, path) in models.iter().zip(&args.models) {
             let (_, c) = deployment
@@ -221,6 +241,7 @@ pub(crate) fn deploy(args: DeployArgs) -> Result<ExitCode> {
             commitments.push(format!("0x{}", hex::encode(c)));
         }
         anyhow::Ok(DeployReport {
+            chain,
             deployment,
             params,
             models: commitments,
@@ -230,6 +251,7 @@ pub(crate) fn deploy(args: DeployArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         let d = &report.deployment;
+        println!("on {}", report.chain.describe());
         println!("Step        {}", d.step);
         println!("NodeVm      {}", d.node_vm);
         println!("Registry    {}", d.registry);
@@ -260,10 +282,34 @@ pub(crate) struct RequestArgs {
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..20),
           conflicts_with = "private_key_env")]
     account: u32,
+    /// Print one JSON report (request id, transaction, gas, model commitment, digit and label)
+    /// instead of the bare request id.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     key: KeyArgs,
     #[command(flatten)]
     chain: ChainArgs,
+}
+
+/// `opml request --json`.
+#[derive(Serialize)]
+struct RequestReport {
+    #[serde(flatten)]
+    chain: ChainInfo,
+    /// The request's id in the game.
+    request: u64,
+    #[serde(serialize_with = "opml_contracts::json::checksummed")]
+    game: alloy::primitives::Address,
+    /// Who signed the request.
+    #[serde(serialize_with = "opml_contracts::json::checksummed")]
+    requester: alloy::primitives::Address,
+    tx_hash: String,
+    gas: u64,
+    model_commitment: String,
+    /// Index of the digit in the held-out split, and its label.
+    digit: usize,
+    label: u8,
 }
 
 /// Posts one inference request with a held-out MNIST digit; prints the request id.
@@ -289,8 +335,9 @@ pub(crate) fn request(args: RequestArgs) -> Result<ExitCode> {
         Some(signer) => signer,
         None => dev_signer(args.account),
     };
-    let id = runtime()?.block_on(async {
-        let (providers, _) = args.chain.providers_for(vec![signer]).await?;
+    let requester = signer.address();
+    let report = runtime()?.block_on(async {
+        let (providers, chain) = args.chain.providers_for(vec![signer]).await?;
         let client = GameClient::new(args.game, providers[0].clone()).await?;
         let (tx, id) = client
             .request(commitment, &header, &input.to_le_bytes())
@@ -302,8 +349,22 @@ pub(crate) fn request(args: RequestArgs) -> Result<ExitCode> {
             label = data.labels[args.digit],
             "requested"
         );
-        anyhow::Ok(id)
+        anyhow::Ok(RequestReport {
+            chain,
+            request: id,
+            game: args.game,
+            requester,
+            tx_hash: tx.hash.to_string(),
+            gas: tx.gas,
+            model_commitment: alloy::primitives::B256::from(commitment).to_string(),
+            digit: args.digit,
+            label: data.labels[args.digit],
+        })
     })?;
-    println!("{id}");
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{}", report.request);
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -52,12 +52,24 @@ pub(crate) struct DemoArgs {
 
 /// Who sent a transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(rename_all = "snake_case")]
 enum Actor {
     Requester,
     HonestSubmitter,
     FaultySubmitter,
     Challenger,
+}
+
+impl Actor {
+    /// Its name in reports, the same as in its JSON (and as a key of `gas` and `credits`).
+    fn name(self) -> &'static str {
+        match self {
+            Actor::Requester => "requester",
+            Actor::HonestSubmitter => "honest_submitter",
+            Actor::FaultySubmitter => "faulty_submitter",
+            Actor::Challenger => "challenger",
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -88,21 +100,22 @@ struct DemoResult {
 
 #[derive(Serialize)]
 struct DemoReport {
-    /// `embedded`, or the node's URL.
-    chain: String,
+    #[serde(flatten)]
+    chain: crate::onchain::ChainInfo,
     model: String,
     fault: String,
     arity: u64,
     results: Vec<DemoResult>,
     moves: Vec<DemoMove>,
-    gas: BTreeMap<String, u64>,
+    gas: BTreeMap<&'static str, u64>,
     /// Wei credited to each party at the end (paid out by the withdrawals that follow).
-    credits: BTreeMap<String, String>,
+    credits: BTreeMap<&'static str, String>,
     /// Wei of rejected results' bonds burnt (paid to nobody).
     burnt: String,
     /// The game contract's balance after every party withdrew.
     final_balance: String,
-    total_ms: f64,
+    /// Wall time of the whole demo, deployment included.
+    wall_ms: f64,
 }
 
 fn prediction(t: &Tensor) -> i32 {
@@ -189,7 +202,7 @@ const PATIENCE: Duration = Duration::from_secs(600);
 async fn run(args: &DemoArgs, model: Arc<Model>, data: &Dataset) -> Result<DemoReport> {
     let start = Instant::now();
     let json = args.json;
-    let (providers, chain_name) = args.chain.providers(FAULTY_CLIENT + 1).await?;
+    let (providers, chain) = args.chain.providers(FAULTY_CLIENT + 1).await?;
     let provider = |i: u32| providers[i as usize].clone();
     let params = GameParams {
         arity: args.arity,
@@ -198,8 +211,8 @@ async fn run(args: &DemoArgs, model: Arc<Model>, data: &Dataset) -> Result<DemoR
     step(
         json,
         format!(
-            "== opml demo on the {chain_name} chain: {} on {} held-out digits, the last answered with fault {} (arity {})",
-            model.manifest.name, args.requests, args.fault, args.arity
+            "== opml demo on {}: {} on {} held-out digits, the last answered with fault {} (arity {})",
+            chain.describe(), model.manifest.name, args.requests, args.fault, args.arity
         ),
     );
     let deployment = Deployment::deploy(&provider(REQUESTER), &params)
@@ -246,6 +259,7 @@ async fn run(args: &DemoArgs, model: Arc<Model>, data: &Dataset) -> Result<DemoR
             serve: serve.map(|c| dev_signer(c).address()).into_iter().collect(),
             from_block: 0,
             max_node_steps: opml_bisect::MAX_NODE_STEPS,
+            metrics_addr: None,
         };
         let events = events.clone();
         let provider = provider(account);
@@ -366,13 +380,16 @@ async fn run(args: &DemoArgs, model: Arc<Model>, data: &Dataset) -> Result<DemoR
                     event
                         .game
                         .map(|g| format!(
-                            " in game {g}, phase {} on [{}, {}]",
-                            r.phase, r.segment[0], r.segment[1]
+                            " in game {g}{}",
+                            r.phase
+                                .zip(r.segment)
+                                .map(|(p, [lo, hi])| format!(", phase {p} on [{lo}, {hi}]"))
+                                .unwrap_or_default()
                         ))
                         .unwrap_or_default()
                 ));
                 bar.tick();
-                if r.action == "challenge" || r.action == "post-result" || r.action == "finalize" {
+                if r.action == "challenge" || r.action == "post_result" || r.action == "finalize" {
                     bar.suspend(|| {
                         step(json, format!("-- {actor:?}: {} ({})", r.action, r.detail))
                     });
@@ -503,7 +520,7 @@ async fn run(args: &DemoArgs, model: Arc<Model>, data: &Dataset) -> Result<DemoR
     let burnt = requester.contract().burnt().call().await?;
     let mut gas = BTreeMap::new();
     for m in &moves {
-        *gas.entry(format!("{:?}", m.actor)).or_insert(0) += m.record.gas;
+        *gas.entry(m.actor.name()).or_insert(0) += m.record.gas;
     }
     let credits = [
         Actor::HonestSubmitter,
@@ -513,13 +530,13 @@ async fn run(args: &DemoArgs, model: Arc<Model>, data: &Dataset) -> Result<DemoR
     .into_iter()
     .map(|a| {
         (
-            format!("{a:?}"),
+            a.name(),
             credits.get(&a).copied().unwrap_or_default().to_string(),
         )
     })
     .collect();
     Ok(DemoReport {
-        chain: chain_name,
+        chain,
         model: model.manifest.name.clone(),
         fault: args.fault.to_string(),
         arity: args.arity,
@@ -529,7 +546,7 @@ async fn run(args: &DemoArgs, model: Arc<Model>, data: &Dataset) -> Result<DemoR
         credits,
         burnt: burnt.to_string(),
         final_balance: final_balance.to_string(),
-        total_ms: start.elapsed().as_secs_f64() * 1e3,
+        wall_ms: start.elapsed().as_secs_f64() * 1e3,
     })
 }
 
@@ -544,21 +561,15 @@ fn print(r: &DemoReport) {
         println!(
             "{:>3}  {:<16}  {:>4}  {:<11}  {:>5}  {:>21}  {:>8}  {:>7.1}  {}{}",
             i + 1,
-            format!("{:?}", m.actor),
+            m.actor.name(),
             m.game.map(|g| g.to_string()).unwrap_or_default(),
             rec.action,
-            if rec.phase == 0 {
-                String::new()
-            } else {
-                rec.phase.to_string()
-            },
-            if rec.phase == 0 {
-                String::new()
-            } else {
-                format!("[{}, {}]", rec.segment[0], rec.segment[1])
-            },
+            rec.phase.map(|p| p.to_string()).unwrap_or_default(),
+            rec.segment
+                .map(|[lo, hi]| format!("[{lo}, {hi}]"))
+                .unwrap_or_default(),
             rec.gas,
-            rec.ms,
+            rec.wall_ms,
             rec.detail,
             rec.refused
                 .as_ref()
@@ -569,11 +580,11 @@ fn print(r: &DemoReport) {
     println!("== results");
     for x in &r.results {
         println!(
-            "   request {} (digit {}, label {}): {:?} posted class {} -> {:?}{}",
+            "   request {} (digit {}, label {}): {} posted class {} -> {:?}{}",
             x.request,
             x.digit,
             x.label,
-            x.submitter,
+            x.submitter.name(),
             x.prediction,
             x.status,
             if x.disputed { " after a dispute" } else { "" }
@@ -600,5 +611,23 @@ fn print(r: &DemoReport) {
     for (party, gas) in &r.gas {
         println!("   {party:<16} {gas}");
     }
-    println!("== total time: {:.2} s", r.total_ms / 1e3);
+    println!("== total time: {:.2} s", r.wall_ms / 1e3);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Actor;
+
+    #[test]
+    fn an_actor_is_named_as_its_json_names_it() {
+        let cases = [
+            Actor::Requester,
+            Actor::HonestSubmitter,
+            Actor::FaultySubmitter,
+            Actor::Challenger,
+        ];
+        for actor in cases {
+            assert_eq!(serde_json::to_value(actor).unwrap(), actor.name());
+        }
+    }
 }

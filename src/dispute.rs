@@ -1,13 +1,14 @@
 //! `opml dispute simulate`: a whole two-phase dispute between an honest party and a faulty one, on
 //! the embedded chain or a JSON-RPC node, with its transcript.
 
-use crate::onchain::{runtime, ChainArgs};
+use crate::onchain::{runtime, ChainArgs, ChainInfo};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use opml_bisect::simulate::{Accounts, Transcript};
 use opml_bisect::{simulate, Attack, GameParams, SimulateOptions};
 use opml_dnn::mnist::{quantize_image, read_pgm};
 use opml_dnn::Model;
+use serde::Serialize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -54,6 +55,15 @@ pub(crate) struct SimulateArgs {
     chain: ChainArgs,
 }
 
+/// `opml dispute simulate --json`: the chain it ran on, then the transcript.
+#[derive(Serialize)]
+struct SimulateReport {
+    #[serde(flatten)]
+    chain: ChainInfo,
+    #[serde(flatten)]
+    transcript: Transcript,
+}
+
 pub(crate) fn run(cmd: DisputeCommand) -> Result<ExitCode> {
     match cmd {
         DisputeCommand::Simulate(args) => simulate_cmd(args),
@@ -73,16 +83,17 @@ fn simulate_cmd(args: SimulateArgs) -> Result<ExitCode> {
         },
         model_uri: format!("file:{}", args.model.display()),
     };
-    let transcript = runtime()?.block_on(async {
-        let (providers, _) = args.chain.providers(3).await?;
+    let (transcript, chain) = runtime()?.block_on(async {
+        let (providers, chain) = args.chain.providers(3).await?;
         let accounts = Accounts {
             deployer: providers[0].clone(),
             submitter: providers[1].clone(),
             challenger: providers[2].clone(),
         };
-        simulate(&accounts, model, input, &options)
+        let transcript = simulate(&accounts, model, input, &options)
             .await
-            .context("simulating the dispute")
+            .context("simulating the dispute")?;
+        anyhow::Ok((transcript, chain))
     })?;
     let honest_won = match options.fault {
         Attack::None => true,
@@ -90,8 +101,10 @@ fn simulate_cmd(args: SimulateArgs) -> Result<ExitCode> {
         _ => transcript.winner == opml_bisect::Side::Submitter,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&transcript)?);
+        let report = SimulateReport { chain, transcript };
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
+        println!("on {}", chain.describe());
         print_transcript(&transcript);
     }
     Ok(if honest_won {
@@ -115,24 +128,19 @@ fn print_transcript(t: &Transcript) {
         "#", "party", "move", "phase", "segment", "gas", "ms"
     );
     for (i, m) in t.moves.iter().enumerate() {
-        let segment = if m.phase == 0 {
-            String::new()
-        } else {
-            format!("[{}, {}]", m.segment[0], m.segment[1])
-        };
+        let segment = m
+            .segment
+            .map(|[lo, hi]| format!("[{lo}, {hi}]"))
+            .unwrap_or_default();
         println!(
             "{:>3}  {:<10}  {:<11}  {:>5}  {:>21}  {:>9}  {:>8.1}  {}{}",
             i + 1,
             format!("{:?}", m.party).to_lowercase(),
             m.action,
-            if m.phase == 0 {
-                String::new()
-            } else {
-                m.phase.to_string()
-            },
+            m.phase.map(|p| p.to_string()).unwrap_or_default(),
             segment,
             m.gas,
-            m.ms,
+            m.wall_ms,
             m.detail,
             m.refused
                 .as_ref()

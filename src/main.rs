@@ -10,6 +10,8 @@ mod onchain;
 mod vm;
 
 use clap::{Parser, Subcommand};
+use std::ffi::OsStr;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 /// Exit status when the program in the VM faulted.
@@ -30,11 +32,32 @@ pub(crate) const EXIT_MISMATCH: u8 = 1;
         A dispute narrows, by bisection, over a model's graph nodes and then over the VM steps of one \
         node, down to a single RV32IM instruction that the chain executes. This tool runs that VM, \
         produces and checks its one-step witnesses, and measures it.\n\n\
-        Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more."
+        Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more. They are coloured only on \
+        a terminal and without NO_COLOR; --log-format json writes one JSON object per line."
 )]
 struct Cli {
+    /// How logs are written on stderr: text (for people) or json (one object per line, for log
+    /// collectors).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per event (timestamp, level, fields).
+    Json,
+}
+
+/// Whether logs get ANSI colour codes: text logs to a terminal only, and never while `NO_COLOR`
+/// is set to a non-empty value (no-color.org), so that files, pipes and log collectors get
+/// plain text.
+fn use_ansi(format: LogFormat, terminal: bool, no_color: Option<&OsStr>) -> bool {
+    format == LogFormat::Text && terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 #[derive(Subcommand)]
@@ -126,14 +149,23 @@ fn main() -> ExitCode {
     } else {
         "info"
     };
-    tracing_subscriber::fmt()
+    let ansi = use_ansi(
+        cli.log_format,
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         .with_target(false)
-        .init();
+        .with_ansi(ansi);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let result = match cli.command {
         Command::Vm(cmd) => vm::run(cmd),
         Command::Demo(args) => demo::demo(args),
@@ -159,7 +191,105 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use super::report;
+    use super::{report, use_ansi, Cli, LogFormat};
+    use clap::Parser;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colours_only_text_logs_on_a_terminal_without_no_color() {
+        let set = Some(OsStr::new("1"));
+        let empty = Some(OsStr::new(""));
+        // (format, stderr is a terminal, NO_COLOR) → colours.
+        let cases = [
+            (LogFormat::Text, true, None, true),
+            (LogFormat::Text, true, set, false),
+            // An empty NO_COLOR is as good as unset (no-color.org).
+            (LogFormat::Text, true, empty, true),
+            (LogFormat::Text, false, None, false),
+            (LogFormat::Text, false, set, false),
+            (LogFormat::Json, true, None, false),
+            (LogFormat::Json, true, set, false),
+            (LogFormat::Json, false, None, false),
+            (LogFormat::Json, false, set, false),
+        ];
+        for (format, terminal, no_color, want) in cases {
+            assert_eq!(
+                use_ansi(format, terminal, no_color),
+                want,
+                "{format:?}, terminal {terminal}, NO_COLOR {no_color:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn log_format_and_metrics_addr_parse_where_operators_put_them() {
+        let cases: [(&[&str], Option<LogFormat>); 6] = [
+            (
+                &["opml", "submitter", "--config", "a.toml"],
+                Some(LogFormat::Text),
+            ),
+            (
+                &[
+                    "opml",
+                    "--log-format",
+                    "json",
+                    "challenger",
+                    "--config",
+                    "a.toml",
+                ],
+                Some(LogFormat::Json),
+            ),
+            // Global: after the subcommand too.
+            (
+                &[
+                    "opml",
+                    "submitter",
+                    "--config",
+                    "a.toml",
+                    "--log-format",
+                    "json",
+                ],
+                Some(LogFormat::Json),
+            ),
+            (
+                &[
+                    "opml",
+                    "submitter",
+                    "--config",
+                    "a.toml",
+                    "--metrics-addr",
+                    "127.0.0.1:9464",
+                ],
+                Some(LogFormat::Text),
+            ),
+            (
+                &[
+                    "opml",
+                    "--log-format",
+                    "xml",
+                    "submitter",
+                    "--config",
+                    "a.toml",
+                ],
+                None,
+            ),
+            (
+                &[
+                    "opml",
+                    "challenger",
+                    "--config",
+                    "a.toml",
+                    "--metrics-addr",
+                    "localhost",
+                ],
+                None,
+            ),
+        ];
+        for (argv, want) in cases {
+            let got = Cli::try_parse_from(argv).ok().map(|c| c.log_format);
+            assert_eq!(got, want, "{argv:?}");
+        }
+    }
 
     #[derive(Debug, thiserror::Error)]
     #[error("model models/x: {source}")]

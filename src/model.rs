@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use opml_dnn::float::FloatModel;
 use opml_dnn::mnist::{float_image, quantize_image, read_pgm, Dataset};
-use opml_dnn::{Model, Tensor, TensorRef};
+use opml_dnn::{DType, Model, Tensor, TensorRef};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -40,6 +40,10 @@ pub(crate) struct ImportArgs {
     /// Directory to write model.json and weights.safetensors into.
     #[arg(long)]
     out: PathBuf,
+    /// Print one JSON report (the model written, its commitment, and the integer and f32
+    /// accuracy on the calibration images) instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -90,6 +94,27 @@ pub(crate) fn run(cmd: ModelCommand) -> Result<ExitCode> {
     }
 }
 
+/// `opml model import --json`.
+#[derive(Serialize)]
+struct ImportReport {
+    /// The folder written.
+    out: String,
+    name: String,
+    commitment: String,
+    nodes: usize,
+    weights: usize,
+    calibration: String,
+    /// Calibration images used.
+    samples: usize,
+    /// Accuracy of the integer model on the calibration images (a fraction in 0..1): a check that
+    /// quantizing kept the model, not a held-out figure (that is `opml model eval`'s).
+    accuracy: f64,
+    /// The f32 source's accuracy on the same images.
+    float_accuracy: f64,
+    /// Time to quantize and write the model.
+    wall_ms: f64,
+}
+
 fn import(args: ImportArgs) -> Result<ExitCode> {
     let float = FloatModel::load(&args.float)?;
     let data = Dataset::load(&args.calibration)?;
@@ -98,15 +123,38 @@ fn import(args: ImportArgs) -> Result<ExitCode> {
     let start = Instant::now();
     let model = opml_dnn::quantize::quantize(&float, &calibration)?;
     model.save(&args.out)?;
+    let wall_ms = start.elapsed().as_secs_f64() * 1e3;
+    let (accuracy, float_accuracy) = accuracies(&model, &float, &data, n, &ProgressBar::hidden())?;
+    let report = ImportReport {
+        out: args.out.display().to_string(),
+        name: model.manifest.name.clone(),
+        commitment: B256::from(model.commitment()?).to_string(),
+        nodes: model.manifest.nodes.len(),
+        weights: model.weights.len(),
+        calibration: args.calibration.display().to_string(),
+        samples: n,
+        accuracy,
+        float_accuracy,
+        wall_ms,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "{}: {} nodes, {} weight tensors, calibrated on {n} images of {} in {:.2} s",
-        args.out.display(),
-        model.manifest.nodes.len(),
-        model.weights.len(),
-        args.calibration.display(),
-        start.elapsed().as_secs_f64()
+        report.out,
+        report.nodes,
+        report.weights,
+        report.calibration,
+        report.wall_ms / 1e3
     );
-    println!("model commitment {}", B256::from(model.commitment()?));
+    println!(
+        "on those images: integer accuracy {:.2}%, f32 accuracy {:.2}%",
+        100.0 * report.accuracy,
+        100.0 * report.float_accuracy
+    );
+    println!("model commitment {}", report.commitment);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -136,14 +184,14 @@ struct NodeInfo {
     name: String,
     op: serde_json::Value,
     inputs: Vec<TensorRef>,
-    output_dtype: String,
+    output_dtype: DType,
     output_shape: Vec<usize>,
 }
 
 #[derive(Serialize)]
 struct WeightInfo {
     name: String,
-    dtype: String,
+    dtype: DType,
     shape: Vec<usize>,
     commitment: String,
 }
@@ -187,7 +235,7 @@ fn info(args: InfoArgs) -> Result<ExitCode> {
             name: n.name.clone(),
             op: serde_json::to_value(&n.op).unwrap_or_default(),
             inputs: n.inputs.clone(),
-            output_dtype: format!("{:?}", r.output.dtype()),
+            output_dtype: r.output.dtype(),
             output_shape: r.output.shape().to_vec(),
         })
         .collect();
@@ -197,7 +245,7 @@ fn info(args: InfoArgs) -> Result<ExitCode> {
         .map(|(name, t)| {
             Ok(WeightInfo {
                 name: name.clone(),
-                dtype: format!("{:?}", t.dtype()),
+                dtype: t.dtype(),
                 shape: t.shape().to_vec(),
                 commitment: B256::from(t.commitment()?).to_string(),
             })
@@ -232,7 +280,7 @@ fn info(args: InfoArgs) -> Result<ExitCode> {
     );
     for n in &report.nodes {
         println!(
-            "  node {:>2} {:<10} {:<60} -> {} {:?}",
+            "  node {:>2} {:<10} {:<60} -> {:?} {:?}",
             n.index,
             n.name,
             n.op.to_string(),
@@ -242,7 +290,7 @@ fn info(args: InfoArgs) -> Result<ExitCode> {
     }
     for w in &report.weights {
         println!(
-            "  weight {:<14} {} {:?} {}",
+            "  weight {:<14} {:?} {:?} {}",
             w.name, w.dtype, w.shape, w.commitment
         );
     }
@@ -256,7 +304,7 @@ struct EvalReport {
     count: usize,
     accuracy: f64,
     float_accuracy: f64,
-    seconds: f64,
+    wall_ms: f64,
 }
 
 fn prediction(model: &Model, pixels: &[u8]) -> Result<usize> {
@@ -274,6 +322,47 @@ fn argmax_of(t: &Tensor) -> usize {
             .map_or(0, |(k, _)| k),
         other => other.to_le_bytes().first().copied().unwrap_or(0) as usize,
     }
+}
+
+/// The accuracy of the integer `model` and of its f32 source `float` on the first `count` images
+/// of `data` (fractions in 0..1; 0 for no images), in parallel, ticking `bar` once an image.
+fn accuracies(
+    model: &Model,
+    float: &FloatModel,
+    data: &Dataset,
+    count: usize,
+    bar: &ProgressBar,
+) -> Result<(f64, f64)> {
+    let results: Vec<(bool, bool)> = (0..count)
+        .into_par_iter()
+        .map(|i| {
+            let label = usize::from(data.labels[i]);
+            let int = prediction(model, data.image(i))?;
+            let logits = float
+                .forward(float_image(data.image(i)))?
+                .pop()
+                .context("no layers")?
+                .1;
+            let fl = logits
+                .iter()
+                .enumerate()
+                .fold((0, f32::NEG_INFINITY), |best, (k, &v)| {
+                    if v > best.1 {
+                        (k, v)
+                    } else {
+                        best
+                    }
+                })
+                .0;
+            bar.inc(1);
+            Ok((int == label, fl == label))
+        })
+        .collect::<Result<_>>()?;
+    let n = results.len().max(1) as f64;
+    Ok((
+        results.iter().filter(|r| r.0).count() as f64 / n,
+        results.iter().filter(|r| r.1).count() as f64 / n,
+    ))
 }
 
 fn eval(args: EvalArgs) -> Result<ExitCode> {
@@ -298,40 +387,15 @@ fn eval(args: EvalArgs) -> Result<ExitCode> {
         ProgressStyle::with_template("{bar:40} {pos}/{len} images  eta {eta}")
             .expect("valid template"),
     );
-    let results: Vec<(bool, bool)> = (0..data.len())
-        .into_par_iter()
-        .map(|i| {
-            let label = usize::from(data.labels[i]);
-            let int = prediction(&model, data.image(i))?;
-            let logits = float
-                .forward(float_image(data.image(i)))?
-                .pop()
-                .context("no layers")?
-                .1;
-            let fl = logits
-                .iter()
-                .enumerate()
-                .fold((0, f32::NEG_INFINITY), |best, (k, &v)| {
-                    if v > best.1 {
-                        (k, v)
-                    } else {
-                        best
-                    }
-                })
-                .0;
-            bar.inc(1);
-            Ok((int == label, fl == label))
-        })
-        .collect::<Result<_>>()?;
+    let (accuracy, float_accuracy) = accuracies(&model, &float, &data, data.len(), &bar)?;
     bar.finish_and_clear();
-    let n = results.len().max(1) as f64;
     let report = EvalReport {
         model: args.model.display().to_string(),
         data: args.data.display().to_string(),
-        count: results.len(),
-        accuracy: results.iter().filter(|r| r.0).count() as f64 / n,
-        float_accuracy: results.iter().filter(|r| r.1).count() as f64 / n,
-        seconds: start.elapsed().as_secs_f64(),
+        count: data.len(),
+        accuracy,
+        float_accuracy,
+        wall_ms: start.elapsed().as_secs_f64() * 1e3,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -344,7 +408,7 @@ fn eval(args: EvalArgs) -> Result<ExitCode> {
             100.0 * report.accuracy,
             100.0 * report.float_accuracy,
             100.0 * (report.accuracy - report.float_accuracy),
-            report.seconds
+            report.wall_ms / 1e3
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -356,7 +420,7 @@ struct InferNode {
     name: String,
     commitment: String,
     trace_root: String,
-    native_us: f64,
+    native_ms: f64,
     vm_steps: Option<u64>,
     vm_commitment_matches: Option<bool>,
 }
@@ -399,7 +463,7 @@ pub(crate) fn infer(args: InferArgs) -> Result<ExitCode> {
             name: model.manifest.nodes[index].name.clone(),
             commitment: B256::from(r.commitment).to_string(),
             trace_root: B256::from(r.trace_root).to_string(),
-            native_us: r.time.as_secs_f64() * 1e6,
+            native_ms: r.time.as_secs_f64() * 1e3,
             vm_steps: steps,
             vm_commitment_matches: matches,
         });
@@ -427,7 +491,10 @@ pub(crate) fn infer(args: InferArgs) -> Result<ExitCode> {
             };
             println!(
                 "  node {:>2} {:<10} {} {:>9.1} us  {vm}",
-                n.index, n.name, n.commitment, n.native_us
+                n.index,
+                n.name,
+                n.commitment,
+                n.native_ms * 1e3
             );
         }
     }
@@ -458,7 +525,8 @@ pub(crate) struct BenchDnnArgs {
 struct NodeBench {
     name: String,
     op: &'static str,
-    native_us: f64,
+    /// Median native time of the node.
+    native_ms: f64,
     vm_steps: u64,
     vm_ms: f64,
     vm_over_native: f64,
@@ -475,7 +543,8 @@ struct MatmulBench {
 #[derive(Serialize)]
 struct DnnBench {
     model: String,
-    native_us_per_inference: f64,
+    /// Median native time of one whole inference.
+    native_ms: f64,
     vm_steps: u64,
     vm_ms: f64,
     vm_over_native: f64,
@@ -589,7 +658,7 @@ pub(crate) fn bench_dnn(args: BenchDnnArgs) -> Result<ExitCode> {
         nodes.push(NodeBench {
             name: node.name.clone(),
             op: node.op.kind().name(),
-            native_us: native * 1e6,
+            native_ms: native * 1e3,
             vm_steps: run.steps,
             vm_ms: vm * 1e3,
             vm_over_native: vm / native.max(1e-9),
@@ -597,7 +666,7 @@ pub(crate) fn bench_dnn(args: BenchDnnArgs) -> Result<ExitCode> {
     }
     let report = DnnBench {
         model: model.manifest.name.clone(),
-        native_us_per_inference: total * 1e6,
+        native_ms: total * 1e3,
         vm_steps,
         vm_ms: vm_secs * 1e3,
         vm_over_native: vm_secs / total.max(1e-9),
@@ -610,7 +679,11 @@ pub(crate) fn bench_dnn(args: BenchDnnArgs) -> Result<ExitCode> {
     }
     println!(
         "{}: native {:.1} us per inference (median of {runs}); VM {} steps in {:.1} ms ({:.0}x native)",
-        report.model, report.native_us_per_inference, report.vm_steps, report.vm_ms, report.vm_over_native
+        report.model,
+        report.native_ms * 1e3,
+        report.vm_steps,
+        report.vm_ms,
+        report.vm_over_native
     );
     println!(
         "  {:<10} {:<11} {:>10} {:>11} {:>9} {:>9}",
@@ -619,7 +692,12 @@ pub(crate) fn bench_dnn(args: BenchDnnArgs) -> Result<ExitCode> {
     for n in &report.nodes {
         println!(
             "  {:<10} {:<11} {:>10.1} {:>11} {:>9.2} {:>9.0}",
-            n.name, n.op, n.native_us, n.vm_steps, n.vm_ms, n.vm_over_native
+            n.name,
+            n.op,
+            n.native_ms * 1e3,
+            n.vm_steps,
+            n.vm_ms,
+            n.vm_over_native
         );
     }
     let mm = &report.matmul;

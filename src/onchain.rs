@@ -10,7 +10,9 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use opml_contracts::step::{OnchainStep, StepError};
-use opml_contracts::{dev_signer, warn_if_dev_key, EmbeddedChain};
+use opml_contracts::{
+    dev_signer, probe_hardfork, warn_if_dev_key, ChainConfig, EmbeddedChain, Hardfork,
+};
 use opml_vm::encode::{b as branch, i, j as jal, r, s, u, ECALL, LOAD, LUI, OP, OP_IMM};
 use opml_vm::{ecall, ElfImage, InputSlots, InputTensor, Machine, Status, StepClass};
 use serde::Serialize;
@@ -27,32 +29,85 @@ pub(crate) struct ChainArgs {
     /// command takes a key of your own (`opml deploy|request --private-key-env VAR`).
     #[arg(long, value_name = "URL")]
     rpc: Option<String>,
+    /// The EVM rules (hard fork) of the embedded chain: cancun, prague or osaka. Gas depends on
+    /// them: from prague on, EIP-7623's calldata floor prices a step's witness (a one-leaf step
+    /// costs about 63-66k gas, against about 48k under cancun, the fork of Hardhat's node). A node
+    /// follows its own rules, which opml probes and reports.
+    #[arg(long, default_value = "osaka", conflicts_with = "rpc")]
+    hardfork: Hardfork,
+}
+
+/// The chain a command ran on, as its reports name it (flattened into their JSON).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ChainInfo {
+    /// `embedded`, or the node's URL.
+    pub(crate) chain: String,
+    /// The chain's EIP-155 id.
+    pub(crate) chain_id: u64,
+    /// The hard fork whose rules (gas schedule included) the chain follows: the embedded chain's
+    /// `--hardfork`, or what a node's answers show (`before_cancun` when it predates cancun,
+    /// `unknown` when the probe failed).
+    pub(crate) evm_rules: &'static str,
+    /// Whether `evm_rules` was probed from a node rather than set for the embedded chain.
+    pub(crate) evm_rules_probed: bool,
+}
+
+impl ChainInfo {
+    /// One line for text reports: the chain, its id and its EVM rules, and whose rules they are.
+    pub(crate) fn describe(&self) -> String {
+        let rules = self
+            .evm_rules
+            .parse::<Hardfork>()
+            .map_or(self.evm_rules, Hardfork::describe);
+        if self.evm_rules_probed {
+            format!(
+                "{} (chain id {}), EVM rules {rules}: the node's own, as its answers show",
+                self.chain, self.chain_id
+            )
+        } else {
+            format!(
+                "the {} chain (chain id {}), EVM rules {rules}",
+                self.chain, self.chain_id
+            )
+        }
+    }
 }
 
 impl ChainArgs {
+    /// The embedded chain under `hardfork`'s rules.
+    pub(crate) fn embedded(hardfork: Hardfork) -> Self {
+        Self {
+            rpc: None,
+            hardfork,
+        }
+    }
+
     /// Whether no node was named (the embedded chain, private to this process).
     pub(crate) fn is_embedded(&self) -> bool {
         self.rpc.is_none()
     }
 
     /// Providers signing as dev accounts `0..accounts` of the Hardhat/Anvil test mnemonic, all on
-    /// the same chain (checked to be reachable), and a name of the chain for reports.
-    pub(crate) async fn providers(&self, accounts: u32) -> Result<(Vec<DynProvider>, String)> {
+    /// the same chain (checked to be reachable), and what the chain is, for reports.
+    pub(crate) async fn providers(&self, accounts: u32) -> Result<(Vec<DynProvider>, ChainInfo)> {
         self.providers_for((0..accounts).map(dev_signer).collect())
             .await
     }
 
     /// Providers signing as each of `signers`, all on the same chain (checked to be reachable), and
-    /// a name of the chain for reports. Warns loudly of a public dev key on a chain that is not a
+    /// what the chain is, for reports. Warns loudly of a public dev key on a chain that is not a
     /// development chain.
     pub(crate) async fn providers_for(
         &self,
         signers: Vec<PrivateKeySigner>,
-    ) -> Result<(Vec<DynProvider>, String)> {
+    ) -> Result<(Vec<DynProvider>, ChainInfo)> {
         let accounts: Vec<_> = signers.iter().map(|s| s.address()).collect();
         let (providers, name): (Vec<DynProvider>, String) = match &self.rpc {
             None => {
-                let chain = EmbeddedChain::default();
+                let chain = EmbeddedChain::new(ChainConfig {
+                    spec: self.hardfork.spec(),
+                    ..ChainConfig::default()
+                });
                 (
                     signers.into_iter().map(|s| chain.provider(s)).collect(),
                     "embedded".to_string(),
@@ -83,11 +138,28 @@ impl ChainArgs {
         for account in accounts {
             warn_if_dev_key(chain_id, account);
         }
-        Ok((providers, name))
+        let evm_rules = match &self.rpc {
+            None => self.hardfork.name(),
+            // The rules only label the report: a node that cannot be probed still runs the command.
+            Some(_) => match probe_hardfork(&providers[0]).await {
+                Ok(fork) => fork.map_or("before_cancun", Hardfork::name),
+                Err(e) => {
+                    tracing::warn!("could not probe the EVM rules of {name}: {e}");
+                    "unknown"
+                }
+            },
+        };
+        let info = ChainInfo {
+            chain: name,
+            chain_id,
+            evm_rules,
+            evm_rules_probed: self.rpc.is_some(),
+        };
+        Ok((providers, info))
     }
 
-    /// Deploys a Step contract where asked; returns it and a name for reports.
-    async fn deploy_step(&self) -> Result<(OnchainStep, String)> {
+    /// Deploys a Step contract where asked; returns it and what the chain is, for reports.
+    async fn deploy_step(&self) -> Result<(OnchainStep, ChainInfo)> {
         let (mut providers, name) = self.providers(1).await?;
         let step = OnchainStep::deploy(providers.remove(0))
             .await
@@ -193,8 +265,10 @@ struct Mismatch {
 #[derive(Serialize)]
 struct VerifyOnchainReport {
     program: String,
-    chain: String,
-    step_contract: String,
+    #[serde(flatten)]
+    chain: ChainInfo,
+    #[serde(serialize_with = "opml_contracts::json::checksummed")]
+    step_contract: alloy::primitives::Address,
     first_step: u64,
     end_step: u64,
     checked: u64,
@@ -202,7 +276,7 @@ struct VerifyOnchainReport {
     mismatches: Vec<Mismatch>,
     gas: Option<GasStats>,
     gas_by_class: BTreeMap<&'static str, GasStats>,
-    seconds: f64,
+    wall_ms: f64,
 }
 
 /// Parses `--steps`: `all` (None for the end), `N`, or `A..B`.
@@ -316,7 +390,7 @@ pub(crate) fn verify_onchain(args: VerifyOnchainArgs) -> Result<ExitCode> {
     let report = VerifyOnchainReport {
         program: args.program.elf.display().to_string(),
         chain,
-        step_contract: step_contract.address().to_string(),
+        step_contract: step_contract.address(),
         first_step: first,
         end_step: end,
         checked,
@@ -324,20 +398,20 @@ pub(crate) fn verify_onchain(args: VerifyOnchainArgs) -> Result<ExitCode> {
         gas: GasStats::of(&book.all),
         gas_by_class: book.classes(),
         mismatches,
-        seconds: start.elapsed().as_secs_f64(),
+        wall_ms: start.elapsed().as_secs_f64() * 1e3,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
-            "{}: steps {first}..{end} on the {} chain (Step at {}): {} checked, {} matched, {} mismatched in {:.1} s",
+            "{}: steps {first}..{end} on {} (Step at {}): {} checked, {} matched, {} mismatched in {:.1} s",
             report.program,
-            report.chain,
+            report.chain.describe(),
             report.step_contract,
             report.checked,
             report.matched,
             report.mismatches.len(),
-            report.seconds
+            report.wall_ms / 1e3
         );
         book.print();
         for m in &report.mismatches {
@@ -354,18 +428,23 @@ pub(crate) fn verify_onchain(args: VerifyOnchainArgs) -> Result<ExitCode> {
     })
 }
 
-/// Deploys a Step contract on a fresh embedded chain and submits `proofs`; for each, whether the
-/// contract's post-state equals the VM's, and the gas of its transaction.
-pub(crate) fn submit_on_embedded_chain(proofs: &[opml_vm::StepProof]) -> Result<Vec<(bool, u64)>> {
+/// Deploys a Step contract on a fresh embedded chain under `hardfork`'s rules and submits
+/// `proofs`; for each, whether the contract's post-state equals the VM's, and the gas of its
+/// transaction; and what the chain is.
+pub(crate) fn submit_on_embedded_chain(
+    proofs: &[opml_vm::StepProof],
+    hardfork: Hardfork,
+) -> Result<(Vec<(bool, u64)>, ChainInfo)> {
     let runtime = runtime()?;
-    let (step, _) = runtime.block_on(ChainArgs { rpc: None }.deploy_step())?;
-    proofs
+    let (step, chain) = runtime.block_on(ChainArgs::embedded(hardfork).deploy_step())?;
+    let results = proofs
         .iter()
         .map(|p| {
             let (mismatch, gas) = runtime.block_on(submit(&step, p))?;
             Ok((mismatch.is_none(), gas))
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    Ok((results, chain))
 }
 
 const CODE: u32 = 0x1_0000;
@@ -472,7 +551,8 @@ fn gas_suite() -> Result<Vec<(String, Machine)>> {
 
 #[derive(Serialize)]
 struct GasReport {
-    chain: String,
+    #[serde(flatten)]
+    chain: ChainInfo,
     steps: usize,
     gas: Option<GasStats>,
     gas_by_class: BTreeMap<&'static str, GasStats>,
@@ -504,8 +584,9 @@ pub(crate) fn bench_gas(args: GasArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
-            "Step contract gas on the {} chain, {} steps (whole transactions):",
-            report.chain, report.steps
+            "Step contract gas on {}, {} steps (whole transactions):",
+            report.chain.describe(),
+            report.steps
         );
         book.print();
         println!(

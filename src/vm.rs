@@ -101,6 +101,14 @@ pub(crate) struct TourArgs {
     /// Steps between checkpoints of the run.
     #[arg(long, default_value_t = 100_000)]
     checkpoint_interval: u64,
+    /// The EVM rules (hard fork) of the embedded chain that runs the Step contract: cancun,
+    /// prague or osaka (see `opml bench gas --help`).
+    #[arg(long, default_value = "osaka")]
+    hardfork: opml_contracts::Hardfork,
+    /// Print one JSON report (every check with its figures) instead of text; the program's own
+    /// output is not shown.
+    #[arg(long)]
+    json: bool,
 }
 
 pub(crate) fn run(cmd: VmCommand) -> Result<ExitCode> {
@@ -187,15 +195,22 @@ struct RunReport {
     steps: u64,
     state_hash: String,
     output_chunks: u32,
-    elapsed_seconds: f64,
+    wall_ms: f64,
     steps_per_second: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// What the program wrote (printed only as JSON, where it is always set).
     stdout: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     stderr: Option<String>,
     /// Bytes written to stdout and stderr beyond the first MiB of each kept in `stdout`/`stderr`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     console_bytes_cut: Option<[u64; 2]>,
+}
+
+/// The name of a run's outcome in reports.
+fn outcome_name(outcome: RunOutcome) -> &'static str {
+    match outcome {
+        RunOutcome::Exited(_) => "exited",
+        RunOutcome::Faulted(_) => "faulted",
+        RunOutcome::StepLimit => "step_limit",
+    }
 }
 
 fn exit_status(outcome: RunOutcome) -> ExitCode {
@@ -216,11 +231,7 @@ fn run_program(args: RunArgs) -> Result<ExitCode> {
     let elapsed = start.elapsed().as_secs_f64();
     let steps = machine.step_count();
     let report = RunReport {
-        status: match outcome {
-            RunOutcome::Exited(_) => "exited",
-            RunOutcome::Faulted(_) => "faulted",
-            RunOutcome::StepLimit => "step_limit",
-        },
+        status: outcome_name(outcome),
         exit_code: match outcome {
             RunOutcome::Exited(code) => Some(code),
             _ => None,
@@ -232,7 +243,7 @@ fn run_program(args: RunArgs) -> Result<ExitCode> {
         steps,
         state_hash: format!("0x{}", hex::encode(machine.state_hash())),
         output_chunks: machine.output().count(),
-        elapsed_seconds: elapsed,
+        wall_ms: elapsed * 1e3,
         steps_per_second: steps as f64 / elapsed.max(1e-9),
         stdout: args
             .json
@@ -360,42 +371,152 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
     })
 }
 
+/// Step 1 of the tour: the run in the fast interpreter.
+#[derive(Serialize)]
+struct TourRun {
+    status: &'static str,
+    exit_code: Option<u32>,
+    steps: u64,
+    wall_ms: f64,
+    steps_per_second: f64,
+    state_hash: String,
+}
+
+/// Step 2: checkpoints of the same run.
+#[derive(Serialize)]
+struct TourCheckpoints {
+    interval: u64,
+    count: usize,
+    wall_ms: f64,
+    /// Whether the recorded run ends in the fast run's final state.
+    ok: bool,
+}
+
+/// Step 3: one step proven from the nearest checkpoint and verified from its hash alone.
+#[derive(Serialize)]
+struct TourProof {
+    step: u64,
+    pc: u32,
+    /// The opcode executed, `null` when the machine has stopped.
+    opcode: Option<String>,
+    witness_bytes: usize,
+    prove_ms: f64,
+    post_state_hash: String,
+    /// `verify_step`'s refusal, when it refused the witness.
+    error: Option<String>,
+    ok: bool,
+}
+
+/// Step 4: the same step in the Step contract.
+#[derive(Serialize)]
+struct TourOnchain {
+    step: u64,
+    class: &'static str,
+    gas: u64,
+    /// Whether the contract's post-state is the VM's.
+    ok: bool,
+}
+
+/// Step 5: one node of the MNIST inference re-executed in the VM.
+#[derive(Serialize)]
+struct TourNode {
+    index: usize,
+    name: String,
+    vm_steps: u64,
+    vm_ms: f64,
+    commitment: String,
+    /// Whether the VM's output commitment is the native one.
+    ok: bool,
+}
+
+/// Step 5: a real MNIST digit through the quantized CNN, natively and node by node in the VM.
+#[derive(Serialize)]
+struct TourMnist {
+    model: String,
+    digit: String,
+    prediction: i32,
+    native_ms: f64,
+    trace_root: String,
+    nodes: Vec<TourNode>,
+}
+
+/// `opml vm tour --json`: every check with its figures and whether it passed.
+#[derive(Serialize)]
+struct TourReport {
+    program: String,
+    #[serde(flatten)]
+    chain: crate::onchain::ChainInfo,
+    run: TourRun,
+    checkpoints: TourCheckpoints,
+    proofs: Vec<TourProof>,
+    onchain: Vec<TourOnchain>,
+    /// `null` when skipped (see `skipped`).
+    mnist: Option<TourMnist>,
+    /// The parts that did not run, each with the files it missed.
+    skipped: Vec<String>,
+    /// Whether every check that ran passed.
+    ok: bool,
+}
+
 /// The main job for now: run a program, checkpoint it, prove steps across the run and verify each in
-/// Rust and in the Step contract on the embedded chain.
+/// Rust and in the Step contract on the embedded chain; then an MNIST digit node by node in the VM.
+/// Text as it goes, or one JSON report at the end (the program's own output is then not shown).
 fn tour(args: TourArgs) -> Result<ExitCode> {
     let elf = example_program(&args.elf)?;
     let machine = load_machine(&elf, &[])?;
-    println!("== opml vm tour: {}", args.elf.display());
-    println!("-- 1. run natively in the fast interpreter (program output follows)");
+    let say = |text: String| {
+        if !args.json {
+            println!("{text}");
+        }
+    };
+    say(format!("== opml vm tour: {}", args.elf.display()));
+    say("-- 1. run natively in the fast interpreter (program output follows)".into());
     let mut fast = machine.clone();
-    fast.set_console_echo(true);
+    fast.set_console_echo(!args.json);
     let start = Instant::now();
     let outcome = fast.run(u64::MAX);
     let run_time = start.elapsed();
     let total = fast.step_count();
-    println!(
-        "   {outcome:?} after {total} steps in {:.3} s ({:.1} M steps/s), final state 0x{}",
-        run_time.as_secs_f64(),
-        total as f64 / run_time.as_secs_f64().max(1e-9) / 1e6,
-        hex::encode(fast.state_hash())
-    );
+    let run = TourRun {
+        status: outcome_name(outcome),
+        exit_code: match outcome {
+            RunOutcome::Exited(code) => Some(code),
+            _ => None,
+        },
+        steps: total,
+        wall_ms: run_time.as_secs_f64() * 1e3,
+        steps_per_second: total as f64 / run_time.as_secs_f64().max(1e-9),
+        state_hash: format!("0x{}", hex::encode(fast.state_hash())),
+    };
+    say(format!(
+        "   {outcome:?} after {total} steps in {:.3} s ({:.1} M steps/s), final state {}",
+        run.wall_ms / 1e3,
+        run.steps_per_second / 1e6,
+        run.state_hash
+    ));
 
-    println!(
+    say(format!(
         "-- 2. record checkpoints every {} steps",
         args.checkpoint_interval
-    );
+    ));
     let start = Instant::now();
-    let (checkpoints, end) = Checkpoints::record(machine, args.checkpoint_interval, u64::MAX);
-    let mut end = end;
-    println!(
+    let (checkpoints, mut end) = Checkpoints::record(machine, args.checkpoint_interval, u64::MAX);
+    let recorded = TourCheckpoints {
+        interval: args.checkpoint_interval,
+        count: checkpoints.len(),
+        wall_ms: start.elapsed().as_secs_f64() * 1e3,
+        ok: end.state_hash() == fast.state_hash(),
+    };
+    say(format!(
         "   {} checkpoints in {:.3} s; final state agrees: {}",
-        checkpoints.len(),
-        start.elapsed().as_secs_f64(),
-        end.state_hash() == fast.state_hash()
-    );
+        recorded.count,
+        recorded.wall_ms / 1e3,
+        recorded.ok
+    ));
 
-    println!(
+    say(
         "-- 3. prove single steps from the nearest checkpoint and verify each from its hash alone"
+            .into(),
     );
     let picks = [
         0,
@@ -406,117 +527,167 @@ fn tour(args: TourArgs) -> Result<ExitCode> {
         total.saturating_sub(1),
         total,
     ];
-    let mut all_ok = true;
     let mut proofs = Vec::new();
+    let mut proven = Vec::new();
     for step in picks {
         let start = Instant::now();
         let proof = checkpoints.prove(step);
         let prove_time = start.elapsed();
         let verified = verify_step(&proof.pre_state_hash, &proof.witness);
         let ok = matches!(&verified, Ok(h) if *h == proof.post_state_hash);
-        all_ok &= ok;
-        let what = proof
-            .instruction_word
-            .map(|w| format!("{:?}", opml_vm::instruction::Instruction::decode(w).opcode))
-            .unwrap_or_else(|| "(stopped)".into());
-        println!(
-            "   step {step:>10}  pc {:#010x}  {what:<8} witness {:>5} B  proved in {:>7.2} ms  verify: {}",
-            proof.pre_state.pc,
-            proof.witness.len(),
-            prove_time.as_secs_f64() * 1e3,
-            match &verified {
-                Ok(_) if ok => "ok".to_string(),
-                Ok(_) => "MISMATCH".to_string(),
-                Err(e) => format!("REJECTED ({e})"),
+        let row = TourProof {
+            step,
+            pc: proof.pre_state.pc,
+            opcode: proof
+                .instruction_word
+                .map(|w| format!("{:?}", opml_vm::instruction::Instruction::decode(w).opcode)),
+            witness_bytes: proof.witness.len(),
+            prove_ms: prove_time.as_secs_f64() * 1e3,
+            post_state_hash: format!("0x{}", hex::encode(proof.post_state_hash)),
+            error: verified.as_ref().err().map(|e| e.to_string()),
+            ok,
+        };
+        say(format!(
+            "   step {step:>10}  pc {:#010x}  {:<8} witness {:>5} B  proved in {:>7.2} ms  verify: {}",
+            row.pc,
+            row.opcode.as_deref().unwrap_or("(stopped)"),
+            row.witness_bytes,
+            row.prove_ms,
+            match (&row.error, ok) {
+                (Some(e), _) => format!("REJECTED ({e})"),
+                (None, true) => "ok".to_string(),
+                (None, false) => "MISMATCH".to_string(),
             }
-        );
+        ));
+        proven.push(row);
         proofs.push(proof);
     }
 
-    println!("-- 4. execute the same steps in the Solidity Step contract on the embedded chain");
-    for (proof, onchain) in proofs
-        .iter()
-        .zip(crate::onchain::submit_on_embedded_chain(&proofs)?)
-    {
-        let (agrees, gas) = onchain;
-        all_ok &= agrees;
-        println!(
+    let (submitted, chain) = crate::onchain::submit_on_embedded_chain(&proofs, args.hardfork)?;
+    say(format!(
+        "-- 4. execute the same steps in the Solidity Step contract on {}",
+        chain.describe()
+    ));
+    let mut onchain = Vec::new();
+    for (proof, (agrees, gas)) in proofs.iter().zip(submitted) {
+        let row = TourOnchain {
+            step: proof.step,
+            class: proof.class().name(),
+            gas,
+            ok: agrees,
+        };
+        say(format!(
             "   step {:>10}  {:<11} gas {gas:>6}  contract: {}",
-            proof.step,
-            proof.class().name(),
+            row.step,
+            row.class,
             if agrees {
                 "same post-state"
             } else {
                 "MISMATCH"
             }
-        );
+        ));
+        onchain.push(row);
     }
     let cnn = Path::new("models/mnist-cnn");
     let digit = Path::new("data/mnist/samples/digit-0-label-7.pgm");
-    let missing: Vec<_> = [cnn, digit].into_iter().filter(|p| !p.exists()).collect();
-    let skipped = !missing.is_empty();
-    if skipped {
-        println!(
-            "-- 5. MNIST: SKIPPED, {} not found here (run the tour from the repository's root)",
-            missing
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(" and ")
-        );
+    let missing: Vec<_> = [cnn, digit]
+        .into_iter()
+        .filter(|p| !p.exists())
+        .map(|p| p.display().to_string())
+        .collect();
+    let mut skipped = Vec::new();
+    let mnist = if missing.is_empty() {
+        Some(tour_mnist(cnn, digit, &say)?)
     } else {
-        all_ok &= demo_mnist(cnn, digit)?;
-    }
-    println!(
+        say(format!(
+            "-- 5. MNIST: SKIPPED, {} not found here (run the tour from the repository's root)",
+            missing.join(" and ")
+        ));
+        skipped.push(format!("mnist: {} not found", missing.join(" and ")));
+        None
+    };
+    let ok = recorded.ok
+        && proven.iter().all(|p| p.ok)
+        && onchain.iter().all(|o| o.ok)
+        && mnist.as_ref().is_none_or(|m| m.nodes.iter().all(|n| n.ok));
+    say(format!(
         "== {}",
-        match (all_ok, skipped) {
+        match (ok, mnist.is_none()) {
             (true, false) =>
                 "every check passed: witnesses in Rust and Solidity, MNIST nodes in the VM",
             (true, true) =>
                 "the checks that ran passed: witnesses in Rust and Solidity; SKIPPED: MNIST nodes in the VM",
             (false, _) => "SOME CHECKS FAILED",
         }
-    );
-    Ok(if all_ok {
+    ));
+    if args.json {
+        let report = TourReport {
+            program: args.elf.display().to_string(),
+            chain,
+            run,
+            checkpoints: recorded,
+            proofs: proven,
+            onchain,
+            mnist,
+            skipped,
+            ok,
+        };
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    Ok(if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_MISMATCH)
     })
 }
 
-/// Step 5 of the main job: a real MNIST digit through the quantized CNN, natively and node by node
-/// in the VM, comparing output commitments.
-fn demo_mnist(model_dir: &Path, digit: &Path) -> Result<bool> {
+/// Step 5 of the tour: a real MNIST digit through the quantized CNN, natively and node by node in
+/// the VM, comparing output commitments.
+fn tour_mnist(model_dir: &Path, digit: &Path, say: &dyn Fn(String)) -> Result<TourMnist> {
     use opml_dnn::mnist::{quantize_image, read_pgm};
-    println!(
+    say(format!(
         "-- 5. MNIST: {} on {}, every node re-executed in the VM",
         model_dir.display(),
         digit.display()
-    );
+    ));
     let model = opml_dnn::Model::load(model_dir)?;
     let input = quantize_image(&read_pgm(digit)?);
     let start = Instant::now();
     let trace = model.run(&input)?;
+    let native_ms = start.elapsed().as_secs_f64() * 1e3;
     let prediction = trace.output().as_i32()?[[0]];
-    println!(
-        "   native: predicts {prediction} in {:.2} ms; trace root 0x{}",
-        start.elapsed().as_secs_f64() * 1e3,
-        hex::encode(trace.root())
-    );
-    let mut ok = true;
+    let trace_root = format!("0x{}", hex::encode(trace.root()));
+    say(format!(
+        "   native: predicts {prediction} in {native_ms:.2} ms; trace root {trace_root}"
+    ));
+    let mut nodes = Vec::new();
     for (index, node) in trace.nodes.iter().enumerate() {
         let start = Instant::now();
         let run = model.run_node_in_vm(index, &input, &trace, u64::MAX)?;
-        let same = run.commitment == node.commitment;
-        ok &= same;
-        println!(
-            "   node {index} {:<9} {:>9} VM steps in {:>6.1} ms  commitment 0x{}…  {}",
-            model.manifest.nodes[index].name,
-            run.steps,
-            start.elapsed().as_secs_f64() * 1e3,
-            &hex::encode(node.commitment)[..16],
-            if same { "same in the VM" } else { "MISMATCH" }
-        );
+        let row = TourNode {
+            index,
+            name: model.manifest.nodes[index].name.clone(),
+            vm_steps: run.steps,
+            vm_ms: start.elapsed().as_secs_f64() * 1e3,
+            commitment: format!("0x{}", hex::encode(node.commitment)),
+            ok: run.commitment == node.commitment,
+        };
+        say(format!(
+            "   node {index} {:<9} {:>9} VM steps in {:>6.1} ms  commitment {}…  {}",
+            row.name,
+            row.vm_steps,
+            row.vm_ms,
+            &row.commitment[..18],
+            if row.ok { "same in the VM" } else { "MISMATCH" }
+        ));
+        nodes.push(row);
     }
-    Ok(ok)
+    Ok(TourMnist {
+        model: model_dir.display().to_string(),
+        digit: digit.display().to_string(),
+        prediction,
+        native_ms,
+        trace_root,
+        nodes,
+    })
 }

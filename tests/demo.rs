@@ -42,19 +42,19 @@ fn the_challenger_disputes_only_the_faulty_result_and_wins() {
                 "{args:?} {r}"
             );
             let want = if faulty {
-                "faulty-submitter"
+                "faulty_submitter"
             } else {
-                "honest-submitter"
+                "honest_submitter"
             };
             assert_eq!(r["submitter"], want, "{args:?}");
         }
         let credits = &report["credits"];
         // The game's two bonds (0.5 ether each) to the challenger; the result bond burnt.
-        assert_eq!(credits["Challenger"], "1000000000000000000", "{args:?}");
+        assert_eq!(credits["challenger"], "1000000000000000000", "{args:?}");
         assert_eq!(report["burnt"], "1000000000000000000", "{args:?}");
-        assert_eq!(credits["FaultySubmitter"], "0", "{args:?}");
+        assert_eq!(credits["faulty_submitter"], "0", "{args:?}");
         assert_eq!(
-            credits["HonestSubmitter"],
+            credits["honest_submitter"],
             (last as u128 * 1_000_000_000_000_000_000).to_string(),
             "{args:?}"
         );

@@ -47,7 +47,7 @@ fn disputes_on_a_real_node() {
             t["rounds"].as_u64().unwrap() <= t["rounds_bound"].as_u64().unwrap(),
             "{fault}"
         );
-        assert_eq!(t["bonds"]["locked"], "0x0", "{fault}");
+        assert_eq!(t["bonds"]["locked"], "0", "{fault}");
         assert_eq!(t["bonds"]["balance"], t["bonds"]["owed"], "{fault}");
     }
 }
@@ -74,7 +74,7 @@ fn the_main_job_on_a_real_node() {
         .collect();
     assert_eq!(status, ["final", "rejected"]);
     // The game's two bonds (0.5 ether each) to the challenger; the faulty result's bond burnt.
-    assert_eq!(report["credits"]["Challenger"], "1000000000000000000");
+    assert_eq!(report["credits"]["challenger"], "1000000000000000000");
     assert_eq!(report["burnt"], "1000000000000000000");
     assert_eq!(report["final_balance"], "0");
 }

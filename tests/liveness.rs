@@ -6,7 +6,7 @@
 //!   `opml submitter` process) must move in every game before its clock runs out, which it cannot
 //!   do one transaction per block;
 //! - a fee rise: a transaction signed at one base fee, which then jumps above its max fee, is
-//!   re-signed with higher fees by the bot's outbox and mined.
+//!   re-signed with higher fees by the bot's outbox and mined (and counted in its metrics).
 //!
 //! The two tests take turns (a lock), so that the flood's timing does not share the CPU.
 
@@ -16,7 +16,7 @@ use alloy::network::{EthereumWallet, TransactionBuilder};
 use alloy::primitives::{Address, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionRequest;
-use opml_bisect::bot::{http_provider, Identity, Outbox, Store};
+use opml_bisect::bot::{http_provider, BotMetrics, Identity, Outbox, Store};
 use opml_bisect::{adversary, GameClient, Side};
 use opml_contracts::dev_signer;
 use opml_dnn::mnist::{quantize_image, read_pgm};
@@ -261,6 +261,7 @@ fn a_transaction_priced_out_by_a_fee_rise_is_sent_again_with_higher_fees() {
             account,
         };
         let store = Arc::new(Store::open(&dir.join("outbox.redb"), &identity).unwrap());
+        let metrics = Arc::new(BotMetrics::new(Side::Submitter));
         let outbox = Arc::new(
             Outbox::open(
                 provider.clone(),
@@ -268,6 +269,7 @@ fn a_transaction_priced_out_by_a_fee_rise_is_sent_again_with_higher_fees() {
                 chain_id,
                 store.clone(),
                 Duration::from_millis(100),
+                metrics.clone(),
             )
             .await
             .unwrap(),
@@ -330,6 +332,9 @@ fn a_transaction_priced_out_by_a_fee_rise_is_sent_again_with_higher_fees() {
         assert!(signed_first < base_fee, "first {signed_first}, base fee {base_fee}");
         assert!(receipt.effective_gas_price >= base_fee);
         assert!(store.outbox().unwrap().is_empty(), "the journal kept it");
+        let m = metrics.snapshot();
+        assert_eq!((m.transactions_sent, m.pending_transactions), (1, 0), "{m:?}");
+        assert!(m.transactions_replaced >= 1, "{m:?}");
         eprintln!(
             "re-priced: signed at a max fee of {} gwei, mined in {:.1} s at {} gwei (base fee {} gwei)",
             signed_first / 1_000_000_000,

@@ -32,6 +32,14 @@ impl Side {
         }
     }
 
+    /// Its name in lower case, as logs, files and metrics write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Submitter => "submitter",
+            Side::Challenger => "challenger",
+        }
+    }
+
     /// The other side.
     pub fn other(self) -> Self {
         match self {

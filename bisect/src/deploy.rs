@@ -14,12 +14,22 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct GameParams {
     /// Bond locked with each result (wei).
+    #[serde(serialize_with = "opml_contracts::json::wei")]
     pub result_bond: U256,
     /// Bond locked with each challenge (wei).
+    #[serde(serialize_with = "opml_contracts::json::wei")]
     pub challenge_bond: U256,
-    /// Seconds a result may be challenged.
+    /// Seconds a result may be challenged (in JSON: `challenge_window_ms`).
+    #[serde(
+        rename = "challenge_window_ms",
+        serialize_with = "opml_contracts::json::seconds_as_ms"
+    )]
     pub challenge_window: u64,
-    /// Seconds on each party's clock per game.
+    /// Seconds on each party's clock per game (in JSON: `clock_ms`).
+    #[serde(
+        rename = "clock_ms",
+        serialize_with = "opml_contracts::json::seconds_as_ms"
+    )]
     pub clock: u64,
     /// Sub-segments per dissection move.
     pub arity: u64,
@@ -50,12 +60,16 @@ pub fn kernel_images() -> Vec<(u8, B256)> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Deployment {
     /// The Step contract.
+    #[serde(serialize_with = "opml_contracts::json::checksummed")]
     pub step: Address,
     /// The NodeVm contract.
+    #[serde(serialize_with = "opml_contracts::json::checksummed")]
     pub node_vm: Address,
     /// The Registry, with every op kind's kernel image.
+    #[serde(serialize_with = "opml_contracts::json::checksummed")]
     pub registry: Address,
     /// The DisputeGame.
+    #[serde(serialize_with = "opml_contracts::json::checksummed")]
     pub game: Address,
 }
 

@@ -41,8 +41,8 @@ impl Move {
         match self {
             Move::Claims(_) => "claims",
             Move::Pick { .. } => "pick",
-            Move::OpenNode(_) => "open-node",
-            Move::ProveStep(_) => "prove-step",
+            Move::OpenNode(_) => "open_node",
+            Move::ProveStep(_) => "prove_step",
             Move::Timeout => "timeout",
         }
     }

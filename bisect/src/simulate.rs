@@ -41,18 +41,18 @@ pub struct Accounts {
 pub struct MoveRecord {
     /// Who sent it.
     pub party: Side,
-    /// What it was: post-result, challenge, claims, pick, open-node, prove-step, timeout, finalize.
+    /// What it was: post_result, challenge, claims, pick, open_node, prove_step, timeout, finalize.
     pub action: &'static str,
-    /// The game's phase when it was sent (2 nodes, 1 steps, 0 none).
-    pub phase: u8,
-    /// The disputed segment when it was sent.
-    pub segment: [u64; 2],
+    /// The game's phase when it was sent (2 nodes, 1 steps); `None` outside a game in play.
+    pub phase: Option<u8>,
+    /// The disputed segment when it was sent; `None` outside a game in play.
+    pub segment: Option<[u64; 2]>,
     /// What it said, for a person.
     pub detail: String,
     /// Gas of the whole transaction (0 when refused).
     pub gas: u64,
     /// Wall time from deciding the move to its receipt, in milliseconds.
-    pub ms: f64,
+    pub wall_ms: f64,
     /// The contract's refusal, when it refused the move.
     pub refused: Option<String>,
 }
@@ -70,20 +70,28 @@ pub struct PartyGas {
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Bonds {
     /// The result bond (wei).
+    #[serde(serialize_with = "opml_contracts::json::wei")]
     pub result_bond: U256,
     /// The bond of each side of a game (wei): the challenger's, and the defender's.
+    #[serde(serialize_with = "opml_contracts::json::wei")]
     pub challenge_bond: U256,
     /// Credited to the submitter at the end.
+    #[serde(serialize_with = "opml_contracts::json::wei")]
     pub submitter_credit: U256,
     /// Credited to the challenger at the end.
+    #[serde(serialize_with = "opml_contracts::json::wei")]
     pub challenger_credit: U256,
     /// Still locked in the contract.
+    #[serde(serialize_with = "opml_contracts::json::wei")]
     pub locked: U256,
     /// Credited, not yet withdrawn.
+    #[serde(serialize_with = "opml_contracts::json::wei")]
     pub owed: U256,
     /// Burnt: the bond of a rejected result (protocol section 12.4).
+    #[serde(serialize_with = "opml_contracts::json::wei")]
     pub burnt: U256,
     /// The contract's balance (always `locked + owed`).
+    #[serde(serialize_with = "opml_contracts::json::wei")]
     pub balance: U256,
 }
 
@@ -140,7 +148,8 @@ pub enum SimulateError {
 }
 
 impl MoveRecord {
-    /// A transaction sent at `start` by `party`, in the state `view` of its game (if any).
+    /// A transaction sent at `start` by `party`, in the state `view` of its game (if any; a game
+    /// that is over, phase 0, has no phase or segment either).
     pub fn new(
         party: Side,
         action: &'static str,
@@ -152,11 +161,11 @@ impl MoveRecord {
         Self {
             party,
             action,
-            phase: view.map_or(0, |v| v.phase),
-            segment: view.map_or([0, 0], |v| [v.lo, v.hi]),
+            phase: view.map(|v| v.phase).filter(|p| *p != 0),
+            segment: view.filter(|v| v.phase != 0).map(|v| [v.lo, v.hi]),
             detail,
             gas,
-            ms: start.elapsed().as_secs_f64() * 1e3,
+            wall_ms: start.elapsed().as_secs_f64() * 1e3,
             refused: None,
         }
     }
@@ -233,7 +242,7 @@ pub async fn simulate(
         .await?;
     record(MoveRecord::new(
         Side::Submitter,
-        "post-result",
+        "post_result",
         None,
         format!(
             "output {}, trace root {}",

@@ -68,6 +68,7 @@ impl Setup {
             serve: Vec::new(),
             from_block: 0,
             max_node_steps: opml_bisect::MAX_NODE_STEPS,
+            metrics_addr: None,
         }
     }
 
@@ -202,7 +203,7 @@ async fn a_challenger_stopped_mid_game_resumes_from_its_database_and_wins() {
     let picks = segments.len();
     segments.dedup();
     assert_eq!(segments.len(), picks, "a pick was made twice");
-    assert!(after.iter().any(|e| e.record.action == "prove-step"));
+    assert!(after.iter().any(|e| e.record.action == "prove_step"));
     let _ = std::fs::remove_dir_all(&setup.dir);
 }
 
@@ -684,4 +685,99 @@ async fn check_config_names_the_check_that_fails() {
         );
         assert!(!config.db.exists(), "{name}: --check wrote a database");
     }
+}
+
+/// Observability (issue 20): a bot's metrics count what it does. A liar (about the last linear
+/// layer: a short game) posts a result and loses its game; the challenger challenges and wins;
+/// every transaction each sent is counted once, none is left pending, and the balance gauge is
+/// the account's balance.
+#[tokio::test]
+async fn the_metrics_count_what_the_bots_do() {
+    use alloy::providers::Provider;
+    let setup = Setup::new("metrics").await;
+    let (mut liar, mut liar_events) = setup
+        .bot(Side::Submitter, 3, "liar.redb", "node=6".parse().unwrap())
+        .await;
+    let (mut challenger, mut challenger_events) = setup
+        .bot(Side::Challenger, 2, "challenger.redb", Attack::None)
+        .await;
+    // Started: it knows who it is, and is not up before its first tick.
+    let s = challenger.metrics().snapshot();
+    let info = s.info.map(|i| (i.account, i.game, i.chain_id));
+    assert_eq!(
+        info,
+        Some((dev_signer(2).address(), setup.deployment.game, 31337))
+    );
+    assert!(!s.up && s.ticks == 0);
+    setup.request().await;
+    liar.tick().await.unwrap();
+    let s = liar.metrics().snapshot();
+    assert!(s.up && s.ticks == 1 && s.last_tick_unix > 0, "{s:?}");
+    assert!(s.last_block > 0 && s.balance_wei > 0.0, "{s:?}");
+    assert_eq!(
+        (
+            s.results_posted,
+            s.transactions_sent,
+            s.pending_transactions
+        ),
+        (1, 1, 0)
+    );
+    let client = setup.client().await;
+    tick_until(&mut [&mut liar, &mut challenger], || async {
+        client.contract().gameCount().call().await.unwrap() == 1
+            && client.view(1).await.unwrap().is_over()
+    })
+    .await;
+    // Each sees the game over on its next tick.
+    liar.tick().await.unwrap();
+    challenger.tick().await.unwrap();
+    let (l, c) = (liar.metrics().snapshot(), challenger.metrics().snapshot());
+    let count = |events: &mut UnboundedReceiver<BotEvent>| {
+        std::iter::from_fn(|| events.try_recv().ok()).count() as u64
+    };
+    let provider = setup.chain.provider(dev_signer(0));
+    let balance = |a| {
+        let provider = provider.clone();
+        async move { f64::from(provider.get_balance(a).await.unwrap()) }
+    };
+    let cases = [
+        ("liar: games won", l.games_won, 0),
+        ("liar: games lost", l.games_lost, 1),
+        ("liar: results posted", l.results_posted, 1),
+        ("liar: results challenged", l.results_challenged, 0),
+        ("liar: games open", l.games_open, 0),
+        ("liar: pending", l.pending_transactions, 0),
+        ("liar: sent", l.transactions_sent, count(&mut liar_events)),
+        ("challenger: games won", c.games_won, 1),
+        ("challenger: games lost", c.games_lost, 0),
+        ("challenger: results posted", c.results_posted, 0),
+        ("challenger: results challenged", c.results_challenged, 1),
+        ("challenger: games open", c.games_open, 0),
+        ("challenger: pending", c.pending_transactions, 0),
+        (
+            "challenger: sent",
+            c.transactions_sent,
+            count(&mut challenger_events),
+        ),
+        // The embedded chain has no transport to fail, and the market's fees did not rise.
+        ("challenger: rpc errors", c.rpc_errors, 0),
+        ("challenger: tick failures", c.tick_failures, 0),
+        ("challenger: replaced", c.transactions_replaced, 0),
+    ];
+    for (what, got, want) in cases {
+        assert_eq!(got, want, "{what}");
+    }
+    assert!(c.transactions_sent > 2, "{c:?}");
+    assert_eq!(l.balance_wei, balance(dev_signer(3).address()).await);
+    assert_eq!(c.balance_wei, balance(dev_signer(2).address()).await);
+    assert!(
+        l.last_block > 0 && l.last_block <= c.last_block,
+        "{l:?} {c:?}"
+    );
+    let text = opml_bisect::bot::metrics::render(&c);
+    assert!(
+        text.contains("opml_bot_games_finished_total{role=\"challenger\",outcome=\"won\"} 1\n"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&setup.dir);
 }

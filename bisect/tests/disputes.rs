@@ -113,7 +113,7 @@ async fn the_honest_party_wins_every_scripted_dispute() {
                     .rev()
                     .find(|m| m.action != "finalize")
                     .unwrap();
-                assert_eq!(last_move.action, "prove-step", "{case}");
+                assert_eq!(last_move.action, "prove_step", "{case}");
                 assert_eq!(last_move.party, Side::Challenger, "{case}");
             }
             if let Attack::StepCount { node, .. } = fault {

@@ -9,6 +9,8 @@
 pub mod artifact;
 pub mod bindings;
 pub mod chain;
+pub mod json;
+pub mod rules;
 pub mod step;
 
 pub use artifact::{Contract, ForeignCode};
@@ -16,3 +18,4 @@ pub use chain::{
     dev_signer, is_dev_account, is_dev_chain, try_dev_signer, warn_if_dev_key, ChainConfig,
     EmbeddedChain, DEV_CHAIN_IDS, DEV_KEY_ACCOUNTS, DEV_MNEMONIC,
 };
+pub use rules::{probe_hardfork, Hardfork, UnknownHardfork};

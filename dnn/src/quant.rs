@@ -24,6 +24,14 @@ pub enum QuantError {
     /// The shift is outside 1..=62.
     #[error("shift {0} is outside 1..=62")]
     Shift(u32),
+    /// The shift is too small for operands narrowed by up to `narrowed` bits.
+    #[error("shift {shift} must exceed {narrowed}, the most bits its operands may be narrowed by")]
+    Narrowed {
+        /// The shift.
+        shift: u32,
+        /// Bits the operands may be narrowed by.
+        narrowed: u32,
+    },
 }
 
 impl Requant {
@@ -63,14 +71,50 @@ impl Requant {
 
     /// Applies the rule to `acc`.
     pub fn apply(self, acc: i32) -> i8 {
-        let p = i64::from(acc) * i64::from(self.multiplier) + (1i64 << (self.shift - 1));
-        (p >> self.shift).clamp(-128, 127) as i8
+        round_shift(acc, self.multiplier, self.shift).clamp(-128, 127) as i8
     }
+
+    /// Applies the rule to `acc` into int16, for an accumulator whose operands were narrowed by
+    /// `narrowed` bits (it stands for `acc · 2^narrowed`, so the shift is that much smaller). The
+    /// caller has checked that `shift > narrowed` ([`Requant::validate_narrowed`]).
+    pub fn apply_i16(self, acc: i32, narrowed: u32) -> i16 {
+        round_shift(acc, self.multiplier, self.shift - narrowed).clamp(-32768, 32767) as i16
+    }
+
+    /// Checks that the shift leaves at least 1 after `narrowed` bits (for params read from files).
+    pub fn validate_narrowed(self, narrowed: u32) -> Result<Self, QuantError> {
+        let s = self.validate()?;
+        if s.shift > narrowed {
+            Ok(s)
+        } else {
+            Err(QuantError::Narrowed {
+                shift: s.shift,
+                narrowed,
+            })
+        }
+    }
+}
+
+/// `(acc · m + 2^(s−1)) >> s`, exact in 64 bits, arithmetic shift.
+fn round_shift(acc: i32, m: i32, s: u32) -> i64 {
+    (i64::from(acc) * i64::from(m) + (1i64 << (s - 1))) >> s
 }
 
 /// Emits the rule in RV32IM: `acc` (register) times the multiplier in `m`, shifted by the amount in
 /// `s`; the int8 result (sign-extended) lands in `out`. Clobbers t3..t6, a3..a6.
 pub fn emit_requant(a: &mut Assembler, acc: Reg, m: Reg, s: Reg, out: Reg) {
+    emit_requant_clamped(a, acc, m, s, out, (-128, 127));
+}
+
+/// [`emit_requant`] saturating to `(min, max)` instead of int8's range (int16: `(-32768, 32767)`).
+pub fn emit_requant_clamped(
+    a: &mut Assembler,
+    acc: Reg,
+    m: Reg,
+    s: Reg,
+    out: Reg,
+    (min, max): (i32, i32),
+) {
     let (lo, hi, r, t) = (T3, T4, T5, T6);
     let (high_round, rounded, high_shift, shifted, fits, done) = (
         a.fresh_label("rq_high_round"),
@@ -110,14 +154,14 @@ pub fn emit_requant(a: &mut Assembler, acc: Reg, m: Reg, s: Reg, out: Reg) {
     a.label(&shifted);
     // Saturate: when the high word is not the low word's sign, the value is out of int32 range.
     a.srai(t, A5, 31).beq(t, A6, &fits);
-    a.li(out, 127).bge(A6, ZERO, &done).li(out, -128).j(&done);
+    a.li(out, max).bge(A6, ZERO, &done).li(out, min).j(&done);
     a.label(&fits).mv(out, A5);
     let (not_high, not_low) = (a.fresh_label("rq_not_high"), a.fresh_label("rq_not_low"));
-    a.li(t, 127)
+    a.li(t, max)
         .bge(t, out, &not_high)
         .mv(out, t)
         .label(&not_high);
-    a.li(t, -128)
+    a.li(t, min)
         .bge(out, t, &not_low)
         .mv(out, t)
         .label(&not_low);

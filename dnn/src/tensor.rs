@@ -250,6 +250,17 @@ impl Tensor {
         }
     }
 
+    /// The int16 array, or an error naming the type it has.
+    pub fn as_i16(&self) -> Result<&ArrayD<i16>, TensorError> {
+        match self {
+            Self::I16(a) => Ok(a),
+            other => Err(TensorError::DType {
+                want: DType::I16,
+                got: other.dtype(),
+            }),
+        }
+    }
+
     /// The int32 array, or an error naming the type it has.
     pub fn as_i32(&self) -> Result<&ArrayD<i32>, TensorError> {
         match self {

@@ -140,7 +140,7 @@ pub struct StepProof {
 
 /// What kind of step a witness proves, for reports of what steps cost (gas by class).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(rename_all = "snake_case")]
 pub enum StepClass {
     /// Integer register and immediate arithmetic, `lui`, `auipc`, `fence`.
     Alu,
@@ -190,15 +190,15 @@ impl StepClass {
     pub fn name(self) -> &'static str {
         match self {
             Self::Alu => "alu",
-            Self::MExtension => "m-extension",
+            Self::MExtension => "m_extension",
             Self::Load => "load",
             Self::Store => "store",
             Self::Branch => "branch",
             Self::Jump => "jump",
             Self::Write => "write",
             Self::Exit => "exit",
-            Self::ReadChunk => "read-chunk",
-            Self::WriteChunk => "write-chunk",
+            Self::ReadChunk => "read_chunk",
+            Self::WriteChunk => "write_chunk",
             Self::Fault => "fault",
             Self::Halted => "halted",
         }
@@ -314,6 +314,22 @@ mod tests {
         let mut m = Machine::new(&image, InputSlots::default());
         m.set_register(17, a7);
         m.prove_step().class()
+    }
+
+    /// A class has one name: the one reports print is the one its JSON writes (snake_case).
+    #[test]
+    fn a_class_is_named_as_its_json_names_it() {
+        for class in StepClass::ALL {
+            assert_eq!(serde_json::to_value(class).unwrap(), class.name());
+            assert!(
+                class
+                    .name()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{}",
+                class.name()
+            );
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use alloy::primitives::{Address, U256};
 use alloy::signers::local::PrivateKeySigner;
 use opml_contracts::try_dev_signer;
 use serde::Deserialize;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -68,6 +69,7 @@ struct RawConfig {
     #[serde(default)]
     from_block: u64,
     max_node_steps: Option<u64>,
+    metrics_addr: Option<String>,
 }
 
 fn default_poll_ms() -> u64 {
@@ -108,6 +110,8 @@ pub struct BotConfig {
     /// The most VM steps it records of one disputed node (time and memory): a game whose node
     /// needs more is reported and left, the others go on. Default [`MAX_NODE_STEPS`].
     pub max_node_steps: u64,
+    /// Where it serves its Prometheus metrics (`GET /metrics`), if anywhere (default: nowhere).
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl BotConfig {
@@ -170,6 +174,17 @@ impl BotConfig {
         if raw.max_node_steps == Some(0) {
             return Err(field("max_node_steps", "must be positive".into()));
         }
+        let metrics_addr = raw
+            .metrics_addr
+            .map(|a| {
+                a.parse().map_err(|_| {
+                    field(
+                        "metrics_addr",
+                        format!("{a:?} is not an IP address and port, e.g. \"127.0.0.1:9464\""),
+                    )
+                })
+            })
+            .transpose()?;
         let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
         Ok(Self {
             rpc,
@@ -184,6 +199,7 @@ impl BotConfig {
             serve: raw.serve,
             from_block: raw.from_block,
             max_node_steps: raw.max_node_steps.unwrap_or(MAX_NODE_STEPS),
+            metrics_addr,
         })
     }
 }
@@ -280,6 +296,17 @@ mod tests {
         assert_eq!(c.poll_interval, Duration::from_millis(250));
         assert_eq!(c.max_node_steps, MAX_NODE_STEPS);
         assert!(matches!(c.rpc, Endpoint::Http(_)));
+        assert_eq!(c.metrics_addr, None);
+        let cases = [
+            ("127.0.0.1:9464", "127.0.0.1:9464"),
+            ("0.0.0.0:9464", "0.0.0.0:9464"),
+            ("[::1]:9464", "[::1]:9464"),
+        ];
+        for (written, want) in cases {
+            let text = format!("{GOOD}\nmetrics_addr = \"{written}\"");
+            let c = BotConfig::parse(&text, Path::new(".")).unwrap();
+            assert_eq!(c.metrics_addr, Some(want.parse().unwrap()), "{written}");
+        }
     }
 
     #[test]
@@ -313,6 +340,17 @@ mod tests {
                 "models",
             ),
             ("arity = 2", "max_node_steps = 0", "max_node_steps"),
+            (
+                "arity = 2",
+                r#"metrics_addr = "localhost:9464""#,
+                "metrics_addr",
+            ),
+            ("arity = 2", r#"metrics_addr = "9464""#, "metrics_addr"),
+            (
+                "arity = 2",
+                r#"metrics_addr = "127.0.0.1:99999""#,
+                "metrics_addr",
+            ),
         ];
         for (from, to, want) in cases {
             let text = GOOD.replace(from, to);
@@ -383,6 +421,11 @@ mod tests {
             assert!(c.bond > U256::ZERO);
             assert!(!c.models.is_empty());
             assert_eq!(c.reserve.is_some(), submitter);
+            // Off unless asked for; the commented line shows the way.
+            assert_eq!(c.metrics_addr, None);
+            let on = text.replace("# metrics_addr = ", "metrics_addr = ");
+            let c = BotConfig::parse(&on, Path::new("/srv/opml")).unwrap();
+            assert_eq!(c.metrics_addr, Some("127.0.0.1:9464".parse().unwrap()));
         }
     }
 

@@ -11,11 +11,15 @@
 
 pub mod check;
 pub mod config;
+pub mod exporter;
+pub mod metrics;
 pub mod outbox;
 pub mod store;
 
 pub use check::{check_config, Check};
 pub use config::{parse_key, BotConfig, ConfigError, Endpoint, KeyError, DEFAULT_RESERVE_GAMES};
+pub use exporter::{MetricsError, MetricsServer};
+pub use metrics::{BotInfo, BotMetrics, MetricsSnapshot};
 pub use outbox::{Backoff, Outbox};
 pub use store::{
     GameRecord, Identity, PendingTx, RequestRecord, ResultRecord, Store, StoreError, Verdict,
@@ -140,15 +144,21 @@ pub const RPC_RETRIES: u32 = 6;
 /// Which failed JSON-RPC calls a bot's transport retries: every failure of the transport itself
 /// (connection dropped or refused, timeout, HTTP error status, a body that is not a JSON-RPC
 /// answer) and rate limits; not an error the node answered (a revert, a refused transaction),
-/// which is an answer.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TransportRetryPolicy;
+/// which is an answer. Each such failure is counted in `metrics`, when given.
+#[derive(Debug, Clone, Default)]
+pub struct TransportRetryPolicy {
+    /// Where failures are counted (`opml_bot_rpc_errors_total`).
+    pub metrics: Option<Arc<BotMetrics>>,
+}
 
 impl RetryPolicy for TransportRetryPolicy {
     fn should_retry(&self, error: &alloy::transports::TransportError) -> bool {
         let retry = RateLimitRetryPolicy::default().should_retry(error)
             || !matches!(error, alloy::transports::TransportError::ErrorResp(_));
         if retry {
+            if let Some(metrics) = &self.metrics {
+                metrics.rpc_error();
+            }
             warn!("node call failed, retrying: {error}");
         }
         retry
@@ -163,6 +173,14 @@ impl RetryPolicy for TransportRetryPolicy {
 /// out after [`RPC_TIMEOUT`] instead of hanging on a node that accepted and never answered, and
 /// is retried [`RPC_RETRIES`] times on a transport failure ([`TransportRetryPolicy`]).
 pub fn http_provider(url: alloy::transports::http::reqwest::Url) -> DynProvider {
+    http_provider_counting(url, None)
+}
+
+/// [`http_provider`] that counts every failed call in `metrics` (a bot's RPC errors).
+pub fn http_provider_counting(
+    url: alloy::transports::http::reqwest::Url,
+    metrics: Option<Arc<BotMetrics>>,
+) -> DynProvider {
     use alloy::transports::http::reqwest::Client;
     let http = Client::builder()
         .timeout(RPC_TIMEOUT)
@@ -174,7 +192,7 @@ pub fn http_provider(url: alloy::transports::http::reqwest::Url) -> DynProvider 
         RPC_RETRIES,
         250,
         u64::MAX,
-        TransportRetryPolicy,
+        TransportRetryPolicy { metrics },
     );
     let client = alloy::rpc::client::ClientBuilder::default()
         .layer(retry)
@@ -260,6 +278,8 @@ pub struct Bot {
     /// A scripted attack, set only by code ([`Bot::with_attack`]): never by a config file.
     attack: Option<Attack>,
     events: Option<UnboundedSender<BotEvent>>,
+    /// What it counts for its operator.
+    metrics: Arc<BotMetrics>,
 }
 
 impl Bot {
@@ -271,9 +291,23 @@ impl Bot {
         config: BotConfig,
         provider: DynProvider,
     ) -> Result<Self, BotError> {
+        Self::start_with_metrics(role, config, provider, Arc::new(BotMetrics::new(role))).await
+    }
+
+    /// [`Bot::start`], counting into `metrics` (of the same role) from the start, so that an
+    /// endpoint serving them can be up while the bot starts.
+    pub async fn start_with_metrics(
+        role: Side,
+        config: BotConfig,
+        provider: DynProvider,
+        metrics: Arc<BotMetrics>,
+    ) -> Result<Self, BotError> {
+        debug_assert_eq!(metrics.role(), role, "metrics of another role");
         let mut backoff = Backoff::new(config.poll_interval, Duration::from_secs(10));
         loop {
-            match Self::start_once(role, config.clone(), provider.clone()).await {
+            let started =
+                Self::start_once(role, config.clone(), provider.clone(), metrics.clone()).await;
+            match started {
                 Err(BotError::Client(e)) if !e.is_rejection() => {
                     let wait = backoff.next_delay();
                     warn!("starting failed, retrying in {wait:?}: {e}");
@@ -288,8 +322,14 @@ impl Bot {
         role: Side,
         config: BotConfig,
         provider: DynProvider,
+        metrics: Arc<BotMetrics>,
     ) -> Result<Self, BotError> {
         let chain_id = read_chain_id(&provider).await?;
+        metrics.set_info(BotInfo {
+            account: config.signer.address(),
+            game: config.game,
+            chain_id,
+        });
         opml_contracts::warn_if_dev_key(chain_id, config.signer.address());
         // Before anything else: a look-alike deployment (another Step verifier, say) could make an
         // honest bot lose every game it plays.
@@ -326,6 +366,7 @@ impl Bot {
             chain_id,
             store.clone(),
             config.poll_interval,
+            metrics.clone(),
         )
         .await?;
         let client = GameClient::with_outbox(config.game, Arc::new(outbox)).await?;
@@ -352,6 +393,7 @@ impl Bot {
             strategies: HashMap::new(),
             attack: None,
             events: None,
+            metrics,
         })
     }
 
@@ -417,6 +459,11 @@ impl Bot {
         &self.store
     }
 
+    /// What it counts for its operator (shared with whoever serves them).
+    pub fn metrics(&self) -> &Arc<BotMetrics> {
+        &self.metrics
+    }
+
     /// The games this run cannot play (its own computation failed), and why.
     pub fn broken_games(&self) -> &HashMap<u64, String> {
         &self.broken
@@ -460,10 +507,26 @@ impl Bot {
 
     /// One pass: new logs (recorded, not acted on), then every open game, then finality and
     /// withdrawal, and only then new work (answering requests, challenging results), so that a
-    /// bot short of money or of a working node still defends what it has at stake.
+    /// bot short of money or of a working node still defends what it has at stake. Counted in
+    /// its [metrics](Bot::metrics).
     pub async fn tick(&mut self) -> Result<TickReport, BotError> {
+        let outcome = self.tick_once().await;
+        match &outcome {
+            Ok(report) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                self.metrics.tick_succeeded(now, report.open_games);
+            }
+            Err(_) => self.metrics.tick_failed(),
+        }
+        outcome
+    }
+
+    async fn tick_once(&mut self) -> Result<TickReport, BotError> {
         let mut report = TickReport::default();
         let head = self.client.block_number().await?;
+        self.metrics.saw_block(head);
         // Nothing of this game is older than its deployment.
         let mut from = self
             .store
@@ -506,12 +569,18 @@ impl Bot {
             Side::Submitter => self.answer_requests(&mut report).await?,
             Side::Challenger => self.challenge_results(&mut report).await?,
         }
+        // For the balance gauge only: a failure here is no reason to fail the tick.
+        if let Err(e) = self.balance().await {
+            debug!("reading the balance for the metrics failed: {e}");
+        }
         Ok(report)
     }
 
-    /// The account's balance.
+    /// The account's balance (also the balance gauge of its metrics).
     async fn balance(&self) -> Result<U256, BotError> {
-        Ok(self.client.balance(self.account).await?)
+        let balance = self.client.balance(self.account).await?;
+        self.metrics.set_balance(balance);
+        Ok(balance)
     }
 
     fn model(&self, commitment: &B256) -> Option<Arc<Model>> {
@@ -773,6 +842,7 @@ impl Bot {
         record.winner = Some(winner);
         self.store.put_game(id, record)?;
         self.strategies.remove(&id);
+        self.metrics.game_finished(winner == record.side);
         let outcome = if winner == record.side { "won" } else { "lost" };
         info!(
             game = id,
@@ -959,6 +1029,7 @@ impl Bot {
                 .submit_result(id, submitter.output(), submitter.trace_root(), self.bond)
                 .await?;
             report.transactions += 1;
+            self.metrics.result_posted();
             self.follow_result(result, Verdict::Posted).await?;
             self.store
                 .put_request(id, &RequestRecord::Answered { result })?;
@@ -968,7 +1039,7 @@ impl Bot {
                 None,
                 Some(result),
                 U256::ZERO,
-                MoveRecord::new(self.role, "post-result", None, detail, tx.gas, t),
+                MoveRecord::new(self.role, "post_result", None, detail, tx.gas, t),
             );
         }
         Ok(())
@@ -1071,6 +1142,7 @@ impl Bot {
                 }
             };
             report.transactions += 1;
+            self.metrics.result_challenged();
             record.verdict = Verdict::Disputed;
             self.store.put_result(id, &record)?;
             self.store.put_game(

@@ -1,6 +1,7 @@
 //! Signs a bot's transactions with its own nonces, writes each down before broadcasting it, and
 //! sees it mined through dropped connections and restarts.
 
+use crate::bot::metrics::BotMetrics;
 use crate::bot::store::{PendingTx, Store};
 use crate::client::ClientError;
 use alloy::consensus::TxEnvelope;
@@ -70,6 +71,7 @@ pub struct Outbox {
     store: Arc<Store>,
     poll: Duration,
     nonce: Mutex<u64>,
+    metrics: Arc<BotMetrics>,
 }
 
 fn chain(what: &'static str, e: TransportError) -> ClientError {
@@ -110,13 +112,15 @@ fn bumped_fees(old: (u128, u128), market: (u128, u128)) -> Option<(u128, u128)> 
 impl Outbox {
     /// The outbox of `signer` on `provider` (a provider without a wallet: the outbox signs).
     /// First sees every transaction written down by an earlier run mined, then takes the
-    /// account's nonce from the chain.
+    /// account's nonce from the chain. Transactions sent, replaced and pending are counted in
+    /// `metrics`.
     pub async fn open(
         provider: DynProvider,
         signer: PrivateKeySigner,
         chain_id: u64,
         store: Arc<Store>,
         poll: Duration,
+        metrics: Arc<BotMetrics>,
     ) -> Result<Self, ClientError> {
         let account = signer.address();
         let outbox = Self {
@@ -127,6 +131,7 @@ impl Outbox {
             store,
             poll,
             nonce: Mutex::new(0),
+            metrics,
         };
         let resumed = outbox.store.outbox()?;
         for pending in &resumed {
@@ -138,9 +143,11 @@ impl Outbox {
             );
         }
         // In nonce order, all at once: a later one cannot be mined before an earlier one.
-        let settled =
-            futures::future::join_all(resumed.into_iter().map(|pending| outbox.settle(pending)))
-                .await;
+        let settled = futures::future::join_all(resumed.into_iter().map(|pending| async {
+            let _pending = outbox.metrics.pending();
+            outbox.settle(pending).await
+        }))
+        .await;
         for outcome in settled {
             match outcome {
                 Ok(receipt) => info!(
@@ -182,7 +189,7 @@ impl Outbox {
         what: &'static str,
         tx: TransactionRequest,
     ) -> Result<TransactionReceipt, ClientError> {
-        let pending = {
+        let (pending, _counted) = {
             let mut nonce = self.nonce.lock().await;
             let tx = tx
                 .with_from(self.account)
@@ -213,6 +220,7 @@ impl Outbox {
                 replaced: Vec::new(),
             };
             self.store.put_outbox(&pending)?;
+            let counted = self.metrics.transaction_sent();
             // Written down: the nonce is this transaction's (or a replacement's) from now on.
             *nonce += 1;
             // Broadcast under the lock, so that nodes see the nonces in order; a failure here is
@@ -222,7 +230,7 @@ impl Outbox {
                     warn!(tx = %pending.hash, "{what}: broadcasting failed ({e}); will retry");
                 }
             }
-            pending
+            (pending, counted)
         };
         self.settle(pending).await
     }
@@ -280,6 +288,7 @@ impl Outbox {
         pending.hash = *envelope.tx_hash();
         pending.raw = envelope.encoded_2718().into();
         self.store.put_outbox(pending)?;
+        self.metrics.transaction_replaced();
         Ok(true)
     }
 

@@ -1,11 +1,12 @@
-//! Elementwise Add of two int8 tensors of one shape, each at its own scale:
-//! `y = requant(a·ma + b·mb)`, where `ma`, `mb` put both inputs on a common integer scale (the sum
-//! wraps in int32) and one multiplier and shift bring it to the output's scale.
+//! Elementwise Add of two tensors of one shape and type (int8, or int16 for a transformer's
+//! residual stream: kind `add16`), each at its own scale: `y = requant(a·ma + b·mb)`, where `ma`,
+//! `mb` put both inputs on a common integer scale (the sum wraps in int32) and one multiplier and
+//! shift bring it to the output's scale and type.
 
 use super::{arity, input_error, OpError};
 use crate::asm::reg::*;
 use crate::kernel::{elementwise, elementwise_kernel, KernelError, ParamLayout};
-use crate::quant::{emit_requant, Requant};
+use crate::quant::{emit_requant_clamped, Requant};
 use crate::tensor::{DType, Tensor};
 use opml_vm::ElfImage;
 
@@ -20,18 +21,32 @@ pub struct Add {
     pub requant: Requant,
 }
 
+/// The op's name and saturation bounds for inputs of `dtype`.
+fn kind(dtype: DType) -> (&'static str, (i32, i32)) {
+    match dtype {
+        DType::I16 => ("add16", (-32768, 32767)),
+        _ => ("add", (-128, 127)),
+    }
+}
+
 impl Add {
-    pub(super) fn output_type(&self, inputs: &[&Tensor]) -> Result<(DType, Vec<usize>), OpError> {
-        arity("add", inputs, 2)?;
+    /// Output type and shape for two inputs of `dtype` (int8 for `add`, int16 for `add16`).
+    pub(super) fn output_type(
+        &self,
+        dtype: DType,
+        inputs: &[&Tensor],
+    ) -> Result<(DType, Vec<usize>), OpError> {
+        let (name, _) = kind(dtype);
+        arity(name, inputs, 2)?;
         self.requant
             .validate()
-            .map_err(|e| input_error("add", e.to_string()))?;
+            .map_err(|e| input_error(name, e.to_string()))?;
         let (a, b) = (inputs[0], inputs[1]);
-        if a.dtype() != DType::I8 || b.dtype() != DType::I8 || a.shape() != b.shape() {
+        if a.dtype() != dtype || b.dtype() != dtype || a.shape() != b.shape() {
             return Err(input_error(
-                "add",
+                name,
                 format!(
-                    "needs two i8 tensors of one shape, got {:?} {:?} and {:?} {:?}",
+                    "needs two {dtype:?} tensors of one shape, got {:?} {:?} and {:?} {:?}",
                     a.dtype(),
                     a.shape(),
                     b.dtype(),
@@ -39,18 +54,34 @@ impl Add {
                 ),
             ));
         }
-        Ok((DType::I8, a.shape().to_vec()))
+        Ok((dtype, a.shape().to_vec()))
     }
 
-    pub(super) fn native(&self, inputs: &[&Tensor]) -> Result<Tensor, OpError> {
-        let (a, b) = (inputs[0].as_i8()?, inputs[1].as_i8()?);
-        let mut y = a.clone();
-        y.zip_mut_with(b, |x, &v| {
-            let acc = (i32::from(*x).wrapping_mul(self.a_multiplier))
-                .wrapping_add(i32::from(v).wrapping_mul(self.b_multiplier));
-            *x = self.requant.apply(acc);
-        });
-        Ok(Tensor::I8(y))
+    fn acc(&self, a: i32, b: i32) -> i32 {
+        a.wrapping_mul(self.a_multiplier)
+            .wrapping_add(b.wrapping_mul(self.b_multiplier))
+    }
+
+    pub(super) fn native(&self, dtype: DType, inputs: &[&Tensor]) -> Result<Tensor, OpError> {
+        self.output_type(dtype, inputs)?;
+        Ok(match dtype {
+            DType::I16 => {
+                let mut y = inputs[0].as_i16()?.clone();
+                y.zip_mut_with(inputs[1].as_i16()?, |x, &v| {
+                    *x = self
+                        .requant
+                        .apply_i16(self.acc(i32::from(*x), i32::from(v)), 0);
+                });
+                Tensor::I16(y)
+            }
+            _ => {
+                let mut y = inputs[0].as_i8()?.clone();
+                y.zip_mut_with(inputs[1].as_i8()?, |x, &v| {
+                    *x = self.requant.apply(self.acc(i32::from(*x), i32::from(v)));
+                });
+                Tensor::I8(y)
+            }
+        })
     }
 
     pub(super) fn kernel_params(&self) -> Vec<i32> {
@@ -69,12 +100,14 @@ pub(super) const LAYOUT: ParamLayout = ParamLayout {
     fields: &["a_multiplier", "b_multiplier", "multiplier", "shift"],
 };
 
-pub(super) fn kernel() -> Result<ElfImage, KernelError> {
+/// The kernel of `add` (int8) or `add16` (int16).
+pub(super) fn kernel(dtype: DType) -> Result<ElfImage, KernelError> {
     let [a_el, b_el, _] = elementwise::ELEMENTS;
+    let (_, bounds) = kind(dtype);
     elementwise_kernel(
         &LAYOUT,
-        &[DType::I8, DType::I8],
-        DType::I8,
+        &[dtype, dtype],
+        dtype,
         |a| {
             a.lw(S7, LAYOUT.offset("a_multiplier"), S0)
                 .lw(S8, LAYOUT.offset("b_multiplier"), S0)
@@ -85,7 +118,7 @@ pub(super) fn kernel() -> Result<ElfImage, KernelError> {
             a.mul(a_el, a_el, S7)
                 .mul(b_el, b_el, S8)
                 .add(a_el, a_el, b_el);
-            emit_requant(a, a_el, S10, S11, elementwise::RESULT);
+            emit_requant_clamped(a, a_el, S10, S11, elementwise::RESULT, bounds);
         },
     )
 }
@@ -120,6 +153,29 @@ mod tests {
                     &op,
                     &[&x, &y],
                     &format!("seed {seed}: add {shape:?} ma {ma} mb {mb}"),
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn add16_native_equals_vm_on_odd_shapes() {
+        let (mut rng, seed) = test_rng("add::add16_native_equals_vm_on_odd_shapes");
+        for shape in [&[1usize][..], &[33], &[16, 384]] {
+            let (x, y) = (
+                random_i16(&mut rng, shape, i16::MAX),
+                random_i16(&mut rng, shape, i16::MAX),
+            );
+            for (ma, mb) in [(1, 1), (1 << 14, 3 << 13), (i32::MAX, -7)] {
+                let op = Op::Add16(Add {
+                    a_multiplier: ma,
+                    b_multiplier: mb,
+                    requant: Requant::from_scale(rng.gen_range(1e-6..2.0)).unwrap(),
+                });
+                native_equals_vm(
+                    &op,
+                    &[&x, &y],
+                    &format!("seed {seed}: add16 {shape:?} ma {ma} mb {mb}"),
                 );
             }
         }

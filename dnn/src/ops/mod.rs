@@ -19,15 +19,24 @@
 
 mod add;
 mod argmax;
+mod concat;
 mod conv2d;
+mod gather;
+mod layernorm;
 mod linear;
+mod lookup;
+mod matmul;
 mod maxpool;
+mod meanpool;
 mod relu;
 mod reshape;
+mod softmax;
+mod transpose;
 
 pub use add::Add;
 pub use conv2d::Conv2d;
 pub use linear::Linear;
+pub use matmul::MatMul;
 pub use maxpool::MaxPool2d;
 
 use crate::kernel::{run_kernel, KernelError, KernelRun};
@@ -87,6 +96,36 @@ pub enum Op {
     MaxPool2d(MaxPool2d),
     /// int8 `a`, int8 `b` of one shape → int8, `requant(a·ma + b·mb)`.
     Add(Add),
+    /// [`Op::Add`] on int16 (a transformer's residual stream), saturating to int16.
+    Add16(Add),
+    /// int32 `ids[t]`, any `table[v, d]` → `[t, d]`, row `ids[i]` of the table (zeros for an id
+    /// outside it).
+    Gather,
+    /// int16 `x[t, d]`, int32 `mask[t]` → int16 `[d]`, the mean of the unmasked rows.
+    MeanPool,
+    /// Two tensors of one type, equal but along `axis` → joined along it (the tiles of a matmul).
+    Concat {
+        /// The axis joined along.
+        axis: usize,
+    },
+    /// int16 `a[.., m, k]`, int8 `w[n, k]` or int16 `b[.., n, k]`, int32 `bias[n]` (or `[1]`), int32
+    /// `scale[n, 2]` (or `[1, 2]`) → int16 `[.., m, n]`: rows narrowed so that sums fit int32.
+    MatMul(MatMul),
+    /// Any tensor of rank ≤ 4 → its axes in the order `perm` (output axis `d` is input axis
+    /// `perm[d]`).
+    Transpose {
+        /// The permutation.
+        perm: Vec<usize>,
+    },
+    /// int16 `x[.., d]`, int32 `scale[d, 2]` (γ), int32 `bias[d]` (β) → int16, normalized over the
+    /// last axis in integers (integer mean, variance and square root).
+    LayerNorm,
+    /// int16 `x`, int16 `table[65536]` → int16 `table[x + 32768]`: any function of an activation
+    /// (GELU, SiLU) as a table that the model's weights commit to.
+    Lookup,
+    /// int16 scores `x[.., n]`, int32 `mask[n]` (key `j` takes part iff `mask[j] ≠ 0`), int16
+    /// `exp_table[L]` → int16 probabilities in Q15 over the last axis.
+    Softmax,
 }
 
 /// The kinds of op; each has one fixed VM kernel image.
@@ -106,11 +145,29 @@ pub enum OpKind {
     MaxPool2d,
     /// [`Op::Add`]
     Add,
+    /// [`Op::MatMul`]
+    MatMul,
+    /// [`Op::Transpose`]
+    Transpose,
+    /// [`Op::LayerNorm`]
+    LayerNorm,
+    /// [`Op::Lookup`]
+    Lookup,
+    /// [`Op::Softmax`]
+    Softmax,
+    /// [`Op::Add16`]
+    Add16,
+    /// [`Op::Gather`]
+    Gather,
+    /// [`Op::MeanPool`]
+    MeanPool,
+    /// [`Op::Concat`]
+    Concat,
 }
 
 impl OpKind {
     /// Every kind.
-    pub const ALL: [OpKind; 7] = [
+    pub const ALL: [OpKind; 16] = [
         Self::Relu,
         Self::Reshape,
         Self::ArgMax,
@@ -118,6 +175,15 @@ impl OpKind {
         Self::Conv2d,
         Self::MaxPool2d,
         Self::Add,
+        Self::MatMul,
+        Self::Transpose,
+        Self::LayerNorm,
+        Self::Lookup,
+        Self::Softmax,
+        Self::Add16,
+        Self::Gather,
+        Self::MeanPool,
+        Self::Concat,
     ];
 
     /// The kind's name in model files and reports.
@@ -130,6 +196,15 @@ impl OpKind {
             Self::Conv2d => "conv2d",
             Self::MaxPool2d => "max_pool2d",
             Self::Add => "add",
+            Self::MatMul => "mat_mul",
+            Self::Transpose => "transpose",
+            Self::LayerNorm => "layer_norm",
+            Self::Lookup => "lookup",
+            Self::Softmax => "softmax",
+            Self::Add16 => "add16",
+            Self::Gather => "gather",
+            Self::MeanPool => "mean_pool",
+            Self::Concat => "concat",
         }
     }
 
@@ -159,7 +234,16 @@ impl OpKind {
                 Self::Linear => linear::kernel(),
                 Self::Conv2d => conv2d::kernel(),
                 Self::MaxPool2d => maxpool::kernel(),
-                Self::Add => add::kernel(),
+                Self::Add => add::kernel(DType::I8),
+                Self::Add16 => add::kernel(DType::I16),
+                Self::Gather => gather::kernel(),
+                Self::MeanPool => meanpool::kernel(),
+                Self::Concat => concat::kernel(),
+                Self::MatMul => matmul::kernel(),
+                Self::Transpose => transpose::kernel(),
+                Self::LayerNorm => layernorm::kernel(),
+                Self::Lookup => lookup::kernel(),
+                Self::Softmax => softmax::kernel(),
             };
             built.unwrap_or_else(|e| panic!("the {} kernel does not build: {e}", self.name()))
         })
@@ -196,6 +280,15 @@ impl Op {
             Self::Conv2d(_) => OpKind::Conv2d,
             Self::MaxPool2d(_) => OpKind::MaxPool2d,
             Self::Add(_) => OpKind::Add,
+            Self::Add16(_) => OpKind::Add16,
+            Self::Gather => OpKind::Gather,
+            Self::MeanPool => OpKind::MeanPool,
+            Self::Concat { .. } => OpKind::Concat,
+            Self::MatMul(_) => OpKind::MatMul,
+            Self::Transpose { .. } => OpKind::Transpose,
+            Self::LayerNorm => OpKind::LayerNorm,
+            Self::Lookup => OpKind::Lookup,
+            Self::Softmax => OpKind::Softmax,
         }
     }
 
@@ -208,7 +301,16 @@ impl Op {
             Self::Linear(l) => l.output_type(inputs),
             Self::Conv2d(c) => c.output_type(inputs),
             Self::MaxPool2d(p) => p.output_type(inputs),
-            Self::Add(x) => x.output_type(inputs),
+            Self::Add(x) => x.output_type(DType::I8, inputs),
+            Self::Add16(x) => x.output_type(DType::I16, inputs),
+            Self::Gather => gather::output_type(inputs),
+            Self::MeanPool => meanpool::output_type(inputs),
+            Self::Concat { axis } => concat::output_type(*axis, inputs),
+            Self::MatMul(x) => x.output_type(inputs),
+            Self::Transpose { perm } => transpose::output_type(perm, inputs),
+            Self::LayerNorm => layernorm::output_type(inputs),
+            Self::Lookup => lookup::output_type(inputs),
+            Self::Softmax => softmax::output_type(inputs),
         }
     }
 
@@ -222,7 +324,16 @@ impl Op {
             Self::Linear(l) => l.native(inputs),
             Self::Conv2d(c) => c.native(inputs),
             Self::MaxPool2d(p) => p.native(inputs),
-            Self::Add(x) => x.native(inputs),
+            Self::Add(x) => x.native(DType::I8, inputs),
+            Self::Add16(x) => x.native(DType::I16, inputs),
+            Self::Gather => gather::native(inputs),
+            Self::MeanPool => meanpool::native(inputs),
+            Self::Concat { axis } => concat::native(*axis, inputs),
+            Self::MatMul(x) => x.native(inputs),
+            Self::Transpose { perm } => transpose::native(perm, inputs[0]),
+            Self::LayerNorm => layernorm::native(inputs),
+            Self::Lookup => lookup::native(inputs),
+            Self::Softmax => softmax::native(inputs),
         }
     }
 
@@ -230,11 +341,18 @@ impl Op {
     pub fn kernel_params(&self, inputs: &[&Tensor]) -> Result<Vec<i32>, OpError> {
         self.output_type(inputs)?;
         Ok(match self {
-            Self::Relu | Self::Reshape { .. } | Self::ArgMax => Vec::new(),
+            Self::Relu | Self::Reshape { .. } | Self::ArgMax | Self::Lookup => Vec::new(),
             Self::Linear(l) => l.kernel_params(inputs),
             Self::Conv2d(c) => c.kernel_params(inputs),
             Self::MaxPool2d(p) => p.kernel_params(inputs),
-            Self::Add(x) => x.kernel_params(),
+            Self::Add(x) | Self::Add16(x) => x.kernel_params(),
+            Self::Gather => gather::kernel_params(inputs),
+            Self::MeanPool => meanpool::kernel_params(inputs),
+            Self::Concat { axis } => concat::kernel_params(*axis, inputs),
+            Self::MatMul(x) => x.kernel_params(inputs),
+            Self::Transpose { perm } => transpose::kernel_params(perm, inputs[0]),
+            Self::LayerNorm => layernorm::kernel_params(inputs),
+            Self::Softmax => softmax::kernel_params(inputs),
         })
     }
 
@@ -298,6 +416,18 @@ pub(crate) mod testing {
         let n = shape.iter().product();
         Tensor::I8(
             ArrayD::from_shape_vec(IxDyn(shape), (0..n).map(|_| rng.gen()).collect()).unwrap(),
+        )
+    }
+
+    /// A random int16 tensor with magnitudes up to `max`.
+    pub(crate) fn random_i16(rng: &mut impl Rng, shape: &[usize], max: i16) -> Tensor {
+        let n = shape.iter().product();
+        Tensor::I16(
+            ArrayD::from_shape_vec(
+                IxDyn(shape),
+                (0..n).map(|_| rng.gen_range(-max..=max)).collect(),
+            )
+            .unwrap(),
         )
     }
 
@@ -392,6 +522,42 @@ mod tests {
             (
                 OpKind::Add,
                 "9fd371e5eba055a153552d73d4b09194518efe155dd9b27596b8b4f9faffdf01",
+            ),
+            (
+                OpKind::MatMul,
+                "654bec104c85c0010a60eac8570f7f58b1f7142fb8212afe56e0c8315c83108e",
+            ),
+            (
+                OpKind::Transpose,
+                "0ee26556ec008c488dc06e460f5790e6ae5d0fca1ad232ee587c46844e8aeb00",
+            ),
+            (
+                OpKind::LayerNorm,
+                "722c5728833d74018e792c4411773f29a429f1897b57fd65e1b32c75ddff6519",
+            ),
+            (
+                OpKind::Lookup,
+                "88b88efffb7bf4ef0a6cd3afbeb7948e9dcec1815a4bdf9df5acfb547ae8d34d",
+            ),
+            (
+                OpKind::Softmax,
+                "5622328a8006f1d594ac520963697bdbfe44936230cb7bc8362cc6a03c69b739",
+            ),
+            (
+                OpKind::Add16,
+                "eac17a2fb9bfd17ad01ca81b9e96210143b6f51bdd5c7bf5e97e24fbed6ea914",
+            ),
+            (
+                OpKind::Gather,
+                "0e3b2768ed04e0aa699c04e164f028357e705d2980386d305030467e998f06c3",
+            ),
+            (
+                OpKind::MeanPool,
+                "9432eee7f468c3ef4711ea14ab81378045a671c138ee9029e90c46c081b773d5",
+            ),
+            (
+                OpKind::Concat,
+                "9066ef41ac6c9fb3d7248f36b655e30a2ccd11e1332688c1e2809eb98c16a086",
             ),
         ];
         assert_eq!(pinned.len(), OpKind::ALL.len(), "pin every kind");
