@@ -14,6 +14,9 @@ use ndarray::{s, Array1, Array2, ArrayView2, Axis};
 use safetensors::SafeTensors;
 use std::path::{Path, PathBuf};
 
+mod quantize;
+pub use quantize::{padded_ids, MAX_NODE_STEPS};
+
 /// What is wrong with a BERT model's files or with a sequence given to it.
 #[derive(Debug, thiserror::Error)]
 pub enum BertError {
@@ -72,6 +75,9 @@ pub enum BertError {
         /// `max_position_embeddings`.
         max: usize,
     },
+    /// The integer model cannot be built from what was given (no calibration, a bad length).
+    #[error("quantizing: {0}")]
+    Calibration(String),
     /// A token id is not in the vocabulary.
     #[error("token {index} is id {id}; the vocabulary has {vocab} ids")]
     TokenOutOfRange {
@@ -393,11 +399,14 @@ impl FloatBert {
 
     /// The encoder's last hidden states, `[tokens, hidden_size]`, of one sequence (all of it
     /// attended to). `observe` sees every intermediate activation by name, for calibration:
-    /// `embeddings`, and for each layer `i`: `layer.i.query`, `.key`, `.value` (`[tokens, hidden]`),
+    /// `embeddings_sum` (before its LayerNorm), `embeddings`, and for each layer `i`: `layer.i.query`, `.key`, `.value` (`[tokens, hidden]`),
     /// `layer.i.scores` (the scaled scores of each head before softmax, `[tokens, tokens]`, once
     /// per head), `layer.i.probs` (after softmax, once per head), `layer.i.context`,
-    /// `layer.i.attention` (after its LayerNorm), `layer.i.intermediate` (after GELU,
-    /// `[tokens, intermediate]`) and `layer.i.output` (after its LayerNorm).
+    /// `layer.i.attention_dense` (the output projection), `layer.i.attention_residual` (plus the
+    /// layer's input), `layer.i.attention` (after its LayerNorm), `layer.i.intermediate_dense`
+    /// (before GELU), `layer.i.intermediate` (after GELU,
+    /// `[tokens, intermediate]`), `layer.i.output_dense`, `layer.i.output_residual` and
+    /// `layer.i.output` (after its LayerNorm).
     pub fn forward(
         &self,
         ids: &[u32],
@@ -408,6 +417,7 @@ impl FloatBert {
         let mut x = Array2::from_shape_fn((n, h), |(t, j)| {
             self.word[[ids[t] as usize, j]] + self.position[[t, j]] + self.token_type[[0, j]]
         });
+        observe("embeddings_sum", x.view());
         self.embedding_norm.apply(&mut x);
         observe("embeddings", x.view());
         let scale = 1.0 / (d as f32).sqrt();
@@ -429,13 +439,20 @@ impl FloatBert {
                 context.slice_mut(cols).assign(&scores.dot(&v.slice(cols)));
             }
             observe(&name("context"), context.view());
-            let mut a = layer.attention_output.apply(context.view()) + &x;
+            let dense = layer.attention_output.apply(context.view());
+            observe(&name("attention_dense"), dense.view());
+            let mut a = dense + &x;
+            observe(&name("attention_residual"), a.view());
             layer.attention_norm.apply(&mut a);
             observe(&name("attention"), a.view());
             let mut m = layer.intermediate.apply(a.view());
+            observe(&name("intermediate_dense"), m.view());
             m.mapv_inplace(gelu);
             observe(&name("intermediate"), m.view());
-            x = layer.output.apply(m.view()) + &a;
+            let dense = layer.output.apply(m.view());
+            observe(&name("output_dense"), dense.view());
+            x = dense + &a;
+            observe(&name("output_residual"), x.view());
             layer.output_norm.apply(&mut x);
             observe(&name("output"), x.view());
         }
@@ -704,7 +721,10 @@ mod tests {
             })
             .unwrap();
         assert_eq!(out, last, "the last activation seen is the output");
-        let mut want = vec![("embeddings".to_string(), (1, vec![3, 8]))];
+        let mut want = vec![
+            ("embeddings_sum".to_string(), (1, vec![3, 8])),
+            ("embeddings".to_string(), (1, vec![3, 8])),
+        ];
         for i in 0..2 {
             for (what, calls, shape) in [
                 ("query", 1, vec![3, 8]),
@@ -713,8 +733,13 @@ mod tests {
                 ("scores", 2, vec![3, 3]),
                 ("probs", 2, vec![3, 3]),
                 ("context", 1, vec![3, 8]),
+                ("attention_dense", 1, vec![3, 8]),
+                ("attention_residual", 1, vec![3, 8]),
                 ("attention", 1, vec![3, 8]),
+                ("intermediate_dense", 1, vec![3, 16]),
                 ("intermediate", 1, vec![3, 16]),
+                ("output_dense", 1, vec![3, 8]),
+                ("output_residual", 1, vec![3, 8]),
                 ("output", 1, vec![3, 8]),
             ] {
                 want.push((format!("layer.{i}.{what}"), (calls, shape)));
