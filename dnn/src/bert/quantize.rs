@@ -442,4 +442,41 @@ mod tests {
         );
         assert!(min >= 0.99 && mean >= 0.995, "min {min}, mean {mean}");
     }
+
+    /// One node of every kind of the real integer MiniLM (a short sentence, 16 tokens) re-executed
+    /// in the VM gives the native output's commitment: the dispute's phase 1 can replay any node.
+    #[test]
+    fn every_kind_of_minilm_node_replays_in_the_vm() {
+        let bert = FloatBert::load(model_dir()).unwrap();
+        let r = reference();
+        let calibration: Vec<Vec<u32>> = r.calibration.iter().map(|e| e.ids.clone()).collect();
+        let tokens = 16;
+        let model = bert.quantize("minilm-16", &calibration, tokens).unwrap();
+        let sentence = r
+            .test
+            .iter()
+            .find(|e| e.ids.len() <= tokens)
+            .expect("a short sentence");
+        let input = padded_ids(&sentence.ids, tokens);
+        let trace = model.run(&input).unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, node) in model.manifest.nodes.iter().enumerate() {
+            // Every kind once, and the products between activations (scores, context) besides
+            // the projections.
+            let between = node.name == "layer.0.scores" || node.name == "layer.0.context";
+            if !seen.insert(node.op.kind()) && !between {
+                continue;
+            }
+            let run = model
+                .run_node_in_vm(i, &input, &trace, MAX_NODE_STEPS)
+                .unwrap_or_else(|e| panic!("node {i} ({}): {e}", node.name));
+            assert_eq!(
+                run.commitment, trace.nodes[i].commitment,
+                "node {i} ({}) differs in the VM",
+                node.name
+            );
+            eprintln!("node {i:>3} {:<28} {:>11} VM steps", node.name, run.steps);
+        }
+        assert_eq!(seen.len(), 9, "kinds seen: {seen:?}");
+    }
 }
