@@ -6,7 +6,6 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use opml_bisect::simulate::{Accounts, Transcript};
 use opml_bisect::{simulate, Attack, GameParams, SimulateOptions};
-use opml_dnn::mnist::{quantize_image, read_pgm};
 use opml_dnn::Model;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -28,8 +27,9 @@ pub(crate) enum DisputeCommand {
 pub(crate) struct SimulateArgs {
     /// Model directory (model.json and its weights), e.g. models/mnist-cnn.
     model: PathBuf,
-    /// The input: a 28x28 PGM image (e.g. data/mnist/samples/digit-0-label-7.pgm).
-    input: PathBuf,
+    /// The input: a 28x28 PGM image (e.g. data/mnist/samples/digit-0-label-7.pgm), or for a BERT
+    /// sentence encoder the text.
+    input: String,
     /// Who lies and how: node=K (the submitter flips a value of node K's output), output (a wrong
     /// output with a true trace), step=K:N (node K corrupted, phase-1 claims false from VM step
     /// N), trace=K (true output, wrong trace leaf K), header=K (node K's true bytes declared as
@@ -72,7 +72,7 @@ pub(crate) fn run(cmd: DisputeCommand) -> Result<ExitCode> {
 
 fn simulate_cmd(args: SimulateArgs) -> Result<ExitCode> {
     let model = Arc::new(Model::load(&args.model)?);
-    let input = quantize_image(&read_pgm(&args.input)?);
+    let input = crate::embed::model_input(&model, &args.model, &args.input)?;
     let options = SimulateOptions {
         fault: args.fault,
         params: GameParams {

@@ -5,6 +5,7 @@ mod bench;
 mod bots;
 mod demo;
 mod dispute;
+mod embed;
 mod model;
 mod onchain;
 mod vm;
@@ -77,6 +78,10 @@ enum Command {
     /// Run a model on one input: prediction, per-node commitments, the phase-2 trace root; with
     /// --check-vm, re-execute nodes in the VM and compare (exit status 1 on a mismatch).
     Infer(model::InferArgs),
+    /// Sentence embeddings of an integer BERT model (opml model import of a BERT folder): the
+    /// integer embedding of each text, with --float the f32 model's and their cosine; with
+    /// --check-vm every node re-executed in the VM (exit status 1 on a mismatch).
+    Embed(embed::EmbedArgs),
     /// Benchmarks of proof costs.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -173,6 +178,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Dnn(args)) => model::bench_dnn(args),
         Command::Model(cmd) => model::run(cmd),
         Command::Infer(args) => model::infer(args),
+        Command::Embed(args) => embed::embed(args),
         Command::Dispute(cmd) => dispute::run(cmd),
         Command::Submitter(args) => bots::run_bot(opml_bisect::Side::Submitter, args),
         Command::Challenger(args) => bots::run_bot(opml_bisect::Side::Challenger, args),

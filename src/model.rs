@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use opml_dnn::float::FloatModel;
-use opml_dnn::mnist::{float_image, quantize_image, read_pgm, Dataset};
+use opml_dnn::mnist::{float_image, quantize_image, Dataset};
 use opml_dnn::{DType, Model, Tensor, TensorRef};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -17,9 +17,11 @@ use std::time::Instant;
 
 #[derive(Subcommand)]
 pub(crate) enum ModelCommand {
-    /// Quantize an f32 model (float.json + safetensors, as scripts/mnist/train.py writes) into an
-    /// integer model directory (model.json + weights.safetensors), calibrating activation scales
-    /// on the first images of a labelled split.
+    /// Quantize an f32 model into an integer model directory (model.json + weights.safetensors):
+    /// an MNIST model (float.json + safetensors, as scripts/mnist/train.py writes) calibrated on
+    /// the first images of a labelled split, or a BERT sentence encoder (a Hugging Face folder
+    /// with config.json, model.safetensors and tokenizer.json, e.g. .cache/minilm/all-MiniLM-L6-v2
+    /// from scripts/minilm/fetch.sh) calibrated on a text file of sentences, one per line.
     Import(ImportArgs),
     /// Print a model's nodes, weights and commitment.
     Info(InfoArgs),
@@ -29,11 +31,15 @@ pub(crate) enum ModelCommand {
 
 #[derive(Args)]
 pub(crate) struct ImportArgs {
-    /// The f32 model: a float.json file or the directory holding it.
+    /// The f32 model: a float.json file or the directory holding it, or a BERT folder.
     float: PathBuf,
-    /// Labelled images to calibrate on (e.g. data/mnist/train.safetensors; never the test split).
+    /// Labelled images to calibrate on (e.g. data/mnist/train.safetensors; never the test split),
+    /// or for a BERT model sentences, one per line (e.g. data/sentences/calibration.txt).
     #[arg(long)]
     calibration: PathBuf,
+    /// BERT: the tokens of every request (longer texts are cut, shorter ones padded).
+    #[arg(long, default_value_t = 64)]
+    tokens: usize,
     /// How many calibration images to use.
     #[arg(long, default_value_t = 1000)]
     samples: usize,
@@ -59,12 +65,14 @@ pub(crate) struct InfoArgs {
 pub(crate) struct EvalArgs {
     /// Model directory or model.json.
     model: PathBuf,
-    /// Labelled split (e.g. data/mnist/test.safetensors).
+    /// Labelled split (e.g. data/mnist/test.safetensors), or for a BERT sentence encoder
+    /// sentences, one per line (e.g. data/sentences/test.txt).
     data: PathBuf,
     /// The f32 source model (defaults to the one recorded in model.json).
     #[arg(long)]
     float: Option<PathBuf>,
-    /// Print JSON (keys `accuracy` and `float_accuracy`, fractions in 0..1).
+    /// Print JSON (keys `accuracy` and `float_accuracy`, fractions in 0..1; for a sentence
+    /// encoder `min_cosine` and `mean_cosine` of the integer to the f32 embeddings).
     #[arg(long)]
     json: bool,
 }
@@ -73,8 +81,9 @@ pub(crate) struct EvalArgs {
 pub(crate) struct InferArgs {
     /// Model directory or model.json.
     model: PathBuf,
-    /// A 28x28 binary PGM digit (e.g. data/mnist/samples/*.pgm).
-    input: PathBuf,
+    /// The input: a 28x28 binary PGM digit (e.g. data/mnist/samples/*.pgm), or for a BERT
+    /// sentence encoder the text.
+    input: String,
     /// Re-execute nodes in the VM and compare their output commitments with the native ones.
     #[arg(long)]
     check_vm: bool,
@@ -116,6 +125,16 @@ struct ImportReport {
 }
 
 fn import(args: ImportArgs) -> Result<ExitCode> {
+    if args.float.join("config.json").is_file() {
+        return crate::embed::import_bert(
+            &args.float,
+            &args.calibration,
+            args.samples,
+            args.tokens,
+            &args.out,
+            args.json,
+        );
+    }
     let float = FloatModel::load(&args.float)?;
     let data = Dataset::load(&args.calibration)?;
     let n = calibration_count(&args, &data)?;
@@ -201,6 +220,8 @@ struct ModelInfo {
     name: String,
     commitment: String,
     input_shape: Vec<usize>,
+    /// The VM steps the quantizer estimated for the largest node (null where it did not).
+    largest_node_steps: Option<u64>,
     nodes: Vec<NodeInfo>,
     weights: Vec<WeightInfo>,
     /// Memory root of the kernel image of each op kind the model uses.
@@ -255,6 +276,7 @@ fn info(args: InfoArgs) -> Result<ExitCode> {
         name: model.manifest.name.clone(),
         commitment: B256::from(model.commitment()?).to_string(),
         input_shape: model.manifest.input.shape.clone(),
+        largest_node_steps: model.manifest.provenance["largest_node_steps"].as_u64(),
         kernel_roots: model
             .manifest
             .nodes
@@ -278,6 +300,9 @@ fn info(args: InfoArgs) -> Result<ExitCode> {
         "input: {:?} {:?}",
         model.manifest.input.dtype, report.input_shape
     );
+    if let Some(steps) = report.largest_node_steps {
+        println!("largest node: about {steps} VM steps");
+    }
     for n in &report.nodes {
         println!(
             "  node {:>2} {:<10} {:<60} -> {:?} {:?}",
@@ -367,6 +392,15 @@ fn accuracies(
 
 fn eval(args: EvalArgs) -> Result<ExitCode> {
     let model = Model::load(&args.model)?;
+    if crate::embed::is_bert(&model) {
+        return crate::embed::eval_bert(
+            &args.model,
+            &model,
+            &args.data,
+            args.float.as_deref(),
+            args.json,
+        );
+    }
     let float_path = match args.float {
         Some(p) => p,
         None => PathBuf::from(
@@ -436,8 +470,7 @@ struct InferReport {
 
 pub(crate) fn infer(args: InferArgs) -> Result<ExitCode> {
     let model = Model::load(&args.model)?;
-    let pixels = read_pgm(&args.input)?;
-    let input = quantize_image(&pixels);
+    let input = crate::embed::model_input(&model, &args.model, &args.input)?;
     let start = Instant::now();
     let trace = model.run(&input)?;
     let native_ms = start.elapsed().as_secs_f64() * 1e3;
@@ -510,9 +543,9 @@ pub(crate) struct BenchDnnArgs {
     /// Model directory.
     #[arg(default_value = "models/mnist-cnn")]
     model: PathBuf,
-    /// Input digit (PGM).
+    /// The input: a digit (PGM), or for a BERT sentence encoder the text.
     #[arg(long, default_value = "data/mnist/samples/digit-0-label-7.pgm")]
-    input: PathBuf,
+    input: String,
     /// Native runs to take the median of.
     #[arg(long, default_value_t = 50)]
     runs: usize,
@@ -620,7 +653,7 @@ fn bench_matmul() -> Result<MatmulBench> {
 
 pub(crate) fn bench_dnn(args: BenchDnnArgs) -> Result<ExitCode> {
     let model = Model::load(&args.model)?;
-    let input = quantize_image(&read_pgm(&args.input)?);
+    let input = crate::embed::model_input(&model, &args.model, &args.input)?;
     let runs = args.runs.max(1);
     let traces: Vec<_> = (0..runs)
         .map(|_| model.run(&input))

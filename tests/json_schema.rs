@@ -471,6 +471,44 @@ fn every_json_output_follows_one_vocabulary() {
     assert_eq!(requested["model_commitment"], deployed["models"][0]);
     drop(node);
 
+    // A BERT sentence encoder: all-MiniLM-L6-v2 imported at 16 tokens, evaluated on the test
+    // sentences and embedded with the float model beside it and every node in the VM.
+    let minilm = tmp.join("minilm");
+    let mut import = support::minilm::import_args(&support::minilm::float_dir(), &minilm);
+    import.push("--json".into());
+    let import: Vec<&str> = import.iter().map(String::as_str).collect();
+    let imported_bert = check(&case("model import", &import, None));
+    let minilm = minilm.to_str().unwrap();
+    let evaluated = check(&case(
+        "model eval",
+        &["model", "eval", minilm, "data/sentences/test.txt", "--json"],
+        None,
+    ));
+    assert!(
+        evaluated["min_cosine"].as_f64().unwrap() >= 0.99,
+        "{evaluated}"
+    );
+    assert!(
+        evaluated["mean_cosine"].as_f64().unwrap() >= 0.995,
+        "{evaluated}"
+    );
+    let embedded = check(&case(
+        "embed",
+        &[
+            "embed",
+            minilm,
+            "A man is playing a guitar.",
+            "--float",
+            "--check-vm",
+            "--json",
+        ],
+        None,
+    ));
+    let first = &embedded[0];
+    assert!(first["cosine"].as_f64().unwrap() > 0.99, "{first}");
+    assert_eq!(first["vm_nodes_checked"], imported_bert["nodes"]);
+    assert_eq!(first["embedding"].as_array().unwrap().len(), 384);
+
     let offered = commands_with_json();
     assert_eq!(
         covered, offered,

@@ -2,4 +2,5 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod hardhat;
+pub mod minilm;
 pub mod rpc_proxy;

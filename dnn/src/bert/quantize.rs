@@ -35,6 +35,8 @@ const I16_MAX: f64 = 32767.0;
 struct GraphBuilder {
     nodes: Vec<Node>,
     weights: BTreeMap<String, Tensor>,
+    /// The most VM steps estimated for one projection node.
+    largest_steps: u64,
 }
 
 impl GraphBuilder {
@@ -73,6 +75,9 @@ impl GraphBuilder {
         let steps = MatMul::vm_steps(1, tokens, k, n, false);
         let tiles = steps.div_ceil(MAX_NODE_STEPS).max(1) as usize;
         let width = n.div_ceil(tiles);
+        self.largest_steps = self
+            .largest_steps
+            .max(MatMul::vm_steps(1, tokens, k, width, false));
         let mut joined: Option<TensorRef> = None;
         for (t, start) in (0..n).step_by(width).enumerate() {
             let end = (start + width).min(n);
@@ -235,6 +240,7 @@ impl FloatBert {
         let mut g = GraphBuilder {
             nodes: Vec::new(),
             weights: BTreeMap::new(),
+            largest_steps: 0,
         };
 
         // Embeddings: the token's row (int16 at the table's scale) plus position and type.
@@ -376,6 +382,7 @@ impl FloatBert {
             x = g.layer_norm(&p("output.norm"), r2, &layer.output_norm, sx);
         }
         g.node("pool".into(), Op::MeanPool, vec![x, TensorRef::Input]);
+        let largest_steps = g.largest_steps;
         let manifest = ModelManifest {
             name: name.into(),
             input: InputSpec {
@@ -391,6 +398,7 @@ impl FloatBert {
                 "hidden_size": h,
                 "output_scale": sx,
                 "calibration_sentences": calibration.len(),
+                "largest_node_steps": largest_steps,
             }),
         };
         Ok(Model::new(manifest, g.weights)?)

@@ -6,6 +6,7 @@ use super::{arity, input_error, OpError};
 use crate::asm::reg::*;
 use crate::kernel::{build_kernel, KernelError, ParamLayout, TABLE_ADDR};
 use crate::tensor::{DType, Tensor};
+use ndarray::{ArrayD, Axis};
 use opml_vm::ElfImage;
 
 /// `(ids, rows, row bytes)` of `ids [t]`, `table [v, d]`.
@@ -32,19 +33,27 @@ pub(super) fn output_type(inputs: &[&Tensor]) -> Result<(DType, Vec<usize>), OpE
 }
 
 pub(super) fn native(inputs: &[&Tensor]) -> Result<Tensor, OpError> {
-    let (t, v, row) = dims(inputs)?;
+    let (_, shape) = output_type(inputs)?;
     let ids = inputs[0].as_i32()?;
-    let table = inputs[1].to_le_bytes();
-    let mut out = vec![0u8; t * row];
-    for (dst, &id) in out.chunks_exact_mut(row.max(1)).zip(ids.iter()) {
-        if let Ok(id) = usize::try_from(id) {
-            if id < v {
-                dst.copy_from_slice(&table[id * row..(id + 1) * row]);
+    // Row by row from the typed table: the table (a vocabulary, tens of MB) is never copied.
+    fn rows<T: Copy + Default>(
+        ids: &ArrayD<i32>,
+        table: &ArrayD<T>,
+        shape: &[usize],
+    ) -> Result<ArrayD<T>, OpError> {
+        let mut out = ArrayD::<T>::default(shape);
+        for (mut dst, &id) in out.outer_iter_mut().zip(ids.iter()) {
+            if let Some(row) = usize::try_from(id).ok().filter(|&id| id < table.shape()[0]) {
+                dst.assign(&table.index_axis(Axis(0), row));
             }
         }
+        Ok(out)
     }
-    let (dtype, shape) = output_type(inputs)?;
-    Ok(Tensor::from_le_bytes(dtype, &shape, &out)?)
+    Ok(match inputs[1] {
+        Tensor::I8(table) => Tensor::I8(rows(ids, table, &shape)?),
+        Tensor::I16(table) => Tensor::I16(rows(ids, table, &shape)?),
+        Tensor::I32(table) => Tensor::I32(rows(ids, table, &shape)?),
+    })
 }
 
 pub(super) fn kernel_params(inputs: &[&Tensor]) -> Vec<i32> {
