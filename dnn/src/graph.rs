@@ -137,6 +137,16 @@ pub enum ModelError {
     /// A tensor error.
     #[error(transparent)]
     Tensor(#[from] TensorError),
+    /// A layer of a float model does not fit its input, weights or parameters.
+    #[error("float layer {index} ({name}): {reason}")]
+    Layer {
+        /// Index of the layer.
+        index: usize,
+        /// Its name, or its kind.
+        name: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Most bytes of a model's input: the `DisputeGame`'s `MAX_INPUT_BYTES`, since a request carries
