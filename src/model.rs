@@ -17,9 +17,10 @@ use std::time::Instant;
 
 #[derive(Subcommand)]
 pub(crate) enum ModelCommand {
-    /// Quantize an f32 model (float.json + safetensors, as scripts/mnist/train.py writes) into an
-    /// integer model directory (model.json + weights.safetensors), calibrating activation scales
-    /// on the first images of a labelled split.
+    /// Quantize an f32 model (float.json + safetensors, as scripts/mnist/train.py writes, or an
+    /// .onnx file of Conv, Gemm or MatMul+Add, Relu, MaxPool, Flatten/Reshape nodes) into an integer
+    /// model directory (model.json + weights.safetensors), calibrating activation scales on the
+    /// first images of a labelled split.
     Import(ImportArgs),
     /// Print a model's nodes, weights and commitment.
     Info(InfoArgs),
@@ -29,7 +30,8 @@ pub(crate) enum ModelCommand {
 
 #[derive(Args)]
 pub(crate) struct ImportArgs {
-    /// The f32 model: a float.json file or the directory holding it.
+    /// The f32 model: a float.json file or the directory holding it, or an .onnx file (one chain
+    /// of Conv, Gemm, MatMul+Add, Relu, MaxPool, Flatten, Reshape nodes; other ops are named errors).
     float: PathBuf,
     /// Labelled images to calibrate on (e.g. data/mnist/train.safetensors; never the test split).
     #[arg(long)]

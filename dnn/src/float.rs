@@ -1,5 +1,6 @@
-//! The f32 source models (as trained by `scripts/mnist/train.py`): their layer list, weights, and
-//! an f32 forward pass used to calibrate activation scales and to measure float accuracy.
+//! The f32 source models (as trained by `scripts/mnist/train.py`, or read from ONNX by
+//! [`crate::onnx`]): their layer list, weights, and an f32 forward pass used to calibrate activation
+//! scales and to measure float accuracy.
 
 use crate::graph::{read_file, read_manifest, sibling, ModelError, MAX_INPUT_BYTES};
 use safetensors::SafeTensors;
@@ -178,10 +179,18 @@ impl FloatLayer {
 }
 
 impl FloatModel {
-    /// Loads `float.json` (the file, or the directory holding it) and its safetensors file;
-    /// checks that every layer fits its input and weights.
+    /// Loads a float model: an `.onnx` file (read by [`crate::onnx`], with the crate's `onnx`
+    /// feature), or else `float.json` (the file, or the directory holding it) and its safetensors
+    /// file. Checks that every layer fits its input and weights.
     pub fn load(path: &Path) -> Result<Self, ModelError> {
-        let model = Self::load_json(path)?;
+        let model = if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+        {
+            load_onnx(path)?
+        } else {
+            Self::load_json(path)?
+        };
         model.check()?;
         Ok(model)
     }
@@ -294,6 +303,18 @@ impl FloatModel {
         }
         Ok(outs)
     }
+}
+
+#[cfg(feature = "onnx")]
+fn load_onnx(path: &Path) -> Result<FloatModel, ModelError> {
+    crate::onnx::load(path)
+}
+
+#[cfg(not(feature = "onnx"))]
+fn load_onnx(path: &Path) -> Result<FloatModel, ModelError> {
+    Err(ModelError::OnnxDisabled {
+        path: path.to_path_buf(),
+    })
 }
 
 fn conv2d(x: &Activation, ws: &[usize], w: &[f32], b: &[f32], s: usize, p: usize) -> Activation {
@@ -504,5 +525,17 @@ mod tests {
                 ),
             }
         }
+    }
+
+    /// Without the `onnx` feature an `.onnx` path is named as unreadable by this build, not
+    /// misread as JSON.
+    #[cfg(not(feature = "onnx"))]
+    #[test]
+    fn onnx_without_the_feature_is_a_named_error() {
+        let err = FloatModel::load(Path::new("models/x.ONNX")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "models/x.ONNX: this build does not read ONNX (opml-dnn's `onnx` feature is off)"
+        );
     }
 }

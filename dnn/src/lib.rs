@@ -1,6 +1,7 @@
 //! Deterministic integer DNN library: integer tensors and their commitments, ops with a native
 //! implementation and an RV32IM kernel each (written with the crate's assembler), model graphs and
-//! their files, a native executor with the phase-2 trace, and quantization of f32 models.
+//! their files, a native executor with the phase-2 trace, and quantization of f32 models (from
+//! safetensors, or from ONNX with the `onnx` feature).
 //!
 //! Numbers are integers (DESIGN decision 7), so the native executor and the VM agree to the bit
 //! whatever the order of summation.
@@ -11,6 +12,8 @@ pub mod float;
 pub mod graph;
 pub mod kernel;
 pub mod mnist;
+#[cfg(feature = "onnx")]
+pub mod onnx;
 pub mod ops;
 pub mod quant;
 pub mod quantize;
