@@ -18,9 +18,10 @@ use std::time::Instant;
 #[derive(Subcommand)]
 pub(crate) enum ModelCommand {
     /// Quantize an f32 model into an integer model directory (model.json + weights.safetensors):
-    /// an MNIST model (float.json + safetensors, as scripts/mnist/train.py writes) calibrated on
-    /// the first images of a labelled split, or a BERT sentence encoder (a Hugging Face folder
-    /// with config.json, model.safetensors and tokenizer.json, e.g. .cache/minilm/all-MiniLM-L6-v2
+    /// an MNIST model (float.json + safetensors, as scripts/mnist/train.py writes, or an .onnx
+    /// file of Conv, Gemm or MatMul+Add, Relu, MaxPool, Flatten/Reshape nodes) calibrated on the
+    /// first images of a labelled split, or a BERT sentence encoder (a Hugging Face folder with
+    /// config.json, model.safetensors and tokenizer.json, e.g. .cache/minilm/all-MiniLM-L6-v2
     /// from scripts/minilm/fetch.sh) calibrated on a text file of sentences, one per line.
     Import(ImportArgs),
     /// Print a model's nodes, weights and commitment.
@@ -31,7 +32,9 @@ pub(crate) enum ModelCommand {
 
 #[derive(Args)]
 pub(crate) struct ImportArgs {
-    /// The f32 model: a float.json file or the directory holding it, or a BERT folder.
+    /// The f32 model: a float.json file or the directory holding it, an .onnx file (one chain
+    /// of Conv, Gemm, MatMul+Add, Relu, MaxPool, Flatten, Reshape nodes; other ops are named
+    /// errors), or a BERT folder.
     float: PathBuf,
     /// Labelled images to calibrate on (e.g. data/mnist/train.safetensors; never the test split),
     /// or for a BERT model sentences, one per line (e.g. data/sentences/calibration.txt).

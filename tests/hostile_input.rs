@@ -222,3 +222,57 @@ fn the_tour_on_a_fresh_clone_builds_its_program_and_says_what_it_skipped() {
     assert!(!stdout.contains("every check passed"), "{stdout}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `opml model import` of the ONNX export of the MNIST CNN writes the committed integer model (same
+/// commitment); an ONNX file that is truncated or holds an op the importer does not map is a named
+/// error with status 2, and nothing is written.
+#[test]
+fn onnx_import_gives_the_committed_model_and_names_bad_files() {
+    let dir = scratch("onnx");
+    let model = dir.join("model");
+    let import = |file: &Path| {
+        let args = ["model", "import", file.to_str().unwrap(), "--out"];
+        let extra = ["--calibration", "data/mnist/train.safetensors"];
+        opml_in(
+            &repo("."),
+            &[&args[..], &[model.to_str().unwrap()], &extra].concat(),
+        )
+    };
+    let (code, stdout, stderr) = import(&repo("models/mnist-cnn/float.onnx"));
+    assert_eq!(code, Some(0), "{stderr}");
+    let (_, info, _) = opml_in(&repo("."), &["model", "info", "models/mnist-cnn", "--json"]);
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    let commitment = info["commitment"].as_str().unwrap();
+    assert!(
+        stdout.contains(&format!("model commitment {commitment}")),
+        "{stdout}"
+    );
+    std::fs::remove_dir_all(&model).unwrap();
+
+    let onnx = std::fs::read(repo("models/mnist-cnn/float.onnx")).unwrap();
+    // Tanh has Relu's length, so the protobuf stays well formed.
+    let relu = onnx.windows(4).position(|w| w == b"Relu").unwrap();
+    let mut tanh = onnx.clone();
+    tanh[relu..relu + 4].copy_from_slice(b"Tanh");
+    let cases: [(&str, &[u8], &str); 2] = [
+        (
+            "truncated.onnx",
+            &onnx[..onnx.len() - 1000],
+            "truncated.onnx: not an ONNX model (protobuf decoding failed",
+        ),
+        (
+            "tanh.onnx",
+            &tanh,
+            "tanh.onnx: node 1 (\"relu1\", Tanh): op Tanh is not supported; supported: Conv, Gemm",
+        ),
+    ];
+    for (name, bytes, want) in cases {
+        let file = dir.join(name);
+        std::fs::write(&file, bytes).unwrap();
+        let (code, _, stderr) = import(&file);
+        assert_eq!(code, Some(2), "{name}: {stderr}");
+        assert!(stderr.contains(want), "{name}: {stderr}");
+        assert!(!model.exists(), "{name}: wrote a model");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -137,6 +137,31 @@ pub enum ModelError {
     /// A tensor error.
     #[error(transparent)]
     Tensor(#[from] TensorError),
+    /// A layer of a float model does not fit its input, weights or parameters.
+    #[error("float layer {index} ({name}): {reason}")]
+    Layer {
+        /// Index of the layer.
+        index: usize,
+        /// Its name, or its kind.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// An ONNX file, in a build without the `onnx` feature of opml-dnn.
+    #[error("{path}: this build does not read ONNX (opml-dnn's `onnx` feature is off)")]
+    OnnxDisabled {
+        /// The file.
+        path: PathBuf,
+    },
+    /// An ONNX file that does not decode, or whose graph is not one the importer maps.
+    #[cfg(feature = "onnx")]
+    #[error("{path}: {error}")]
+    Onnx {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the node, attribute or tensor (boxed: it is large and rare).
+        error: Box<crate::onnx::OnnxError>,
+    },
 }
 
 /// Most bytes of a model's input: the `DisputeGame`'s `MAX_INPUT_BYTES`, since a request carries

@@ -1,6 +1,7 @@
 //! Deterministic integer DNN library: integer tensors and their commitments, ops with a native
 //! implementation and an RV32IM kernel each (written with the crate's assembler), model graphs and
-//! their files, a native executor with the phase-2 trace, and quantization of f32 models.
+//! their files, a native executor with the phase-2 trace, and quantization of f32 models (from
+//! safetensors, or from ONNX with the `onnx` feature).
 //!
 //! [`bert`] is the f32 reference of the sentence encoders (all-MiniLM-L6-v2); with the `text`
 //! feature, `text` turns sentences into their token ids.
@@ -15,6 +16,8 @@ pub mod float;
 pub mod graph;
 pub mod kernel;
 pub mod mnist;
+#[cfg(feature = "onnx")]
+pub mod onnx;
 pub mod ops;
 pub mod quant;
 pub mod quantize;

@@ -38,6 +38,33 @@ fn committed_models_are_the_quantized_float_models() {
     }
 }
 
+/// `models/mnist-cnn/float.onnx` (written by `scripts/mnist/export-onnx.sh`) holds the same float
+/// model as float.json + safetensors, to the bit, so it quantizes to the committed integer model:
+/// the same nodes, weights and model commitment.
+#[cfg(feature = "onnx")]
+#[test]
+fn the_onnx_export_imports_to_the_committed_model() {
+    let onnx = FloatModel::load(&repo("models/mnist-cnn/float.onnx")).unwrap();
+    let json = FloatModel::load(&repo("models/mnist-cnn")).unwrap();
+    assert_eq!(onnx.name, json.name);
+    assert_eq!(onnx.input_shape, json.input_shape);
+    assert_eq!(format!("{:?}", onnx.layers), format!("{:?}", json.layers));
+    assert_eq!(
+        onnx.weights, json.weights,
+        "run scripts/mnist/export-onnx.sh"
+    );
+    let train = Dataset::load(&repo("data/mnist/train.safetensors")).unwrap();
+    let calibration: Vec<_> = (0..1000).map(|i| float_image(train.image(i))).collect();
+    let fresh = quantize(&onnx, &calibration).unwrap();
+    let committed = Model::load(&repo("models/mnist-cnn")).unwrap();
+    assert_eq!(fresh.manifest.nodes, committed.manifest.nodes);
+    assert_eq!(
+        write_safetensors(&fresh.weights).unwrap(),
+        write_safetensors(&committed.weights).unwrap()
+    );
+    assert_eq!(fresh.commitment().unwrap(), committed.commitment().unwrap());
+}
+
 #[test]
 fn held_out_accuracy_meets_the_targets() {
     let test = Dataset::load(&repo("data/mnist/test.safetensors")).unwrap();
