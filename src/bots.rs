@@ -13,17 +13,18 @@ use opml_contracts::dev_signer;
 use opml_dnn::mnist::{quantize_image, Dataset};
 use opml_dnn::Model;
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tracing::info;
 
 #[derive(Args)]
 pub(crate) struct BotArgs {
     /// The bot's TOML file: rpc (a node URL), key (hex, env:VAR for a hex key in the environment
-    /// variable VAR, or dev:N for the test mnemonic), game (the DisputeGame address), models
-    /// (folders), bond (the most it locks, e.g. "1 ether"), arity, poll_interval_ms, db (its redb
-    /// file), serve (submitter: requesters it answers) and from_block. See docs/bots.md and
-    /// examples/.
+    /// variable VAR, keystore:PATH for an encrypted keystore file whose password is in the file
+    /// key_password_file or the environment variable OPML_KEYSTORE_PASSWORD, or dev:N for the
+    /// test mnemonic), game (the DisputeGame address), models (folders), bond (the most it locks,
+    /// e.g. "1 ether"), arity, poll_interval_ms, db (its redb file), serve (submitter: requesters
+    /// it answers) and from_block. See docs/bots.md and examples/.
     #[arg(long)]
     config: PathBuf,
     /// Check the file against the chain and exit without running: the game is this build's
@@ -40,19 +41,40 @@ pub(crate) struct BotArgs {
 pub(crate) struct KeyArgs {
     /// Sign with the hex private key held by the environment variable VAR instead of a dev account
     /// (the key is never written on the command line, where `ps` and shell history would show it).
-    #[arg(long, value_name = "VAR")]
+    #[arg(long, value_name = "VAR", conflicts_with = "keystore")]
     private_key_env: Option<String>,
+    /// Sign with the key of an encrypted keystore file (Web3 Secret Storage JSON, as `cast wallet
+    /// import` and geth write) instead of a dev account. Its password comes from --password-file,
+    /// else from the environment variable OPML_KEYSTORE_PASSWORD.
+    #[arg(long, value_name = "PATH")]
+    keystore: Option<PathBuf>,
+    /// The file holding the --keystore's password (a line ending after it is no part of it).
+    #[arg(long, value_name = "PATH", requires = "keystore")]
+    password_file: Option<PathBuf>,
 }
 
 impl KeyArgs {
     /// The signer it names, if any.
     fn signer(&self) -> Result<Option<PrivateKeySigner>> {
-        self.private_key_env
-            .as_ref()
-            .map(|var| {
-                parse_key(&format!("env:{var}")).with_context(|| format!("--private-key-env {var}"))
-            })
-            .transpose()
+        let here = Path::new(".");
+        if let Some(var) = &self.private_key_env {
+            let signer = parse_key(&format!("env:{var}"), here, None)
+                .with_context(|| format!("--private-key-env {var}"))?;
+            return Ok(Some(signer));
+        }
+        let Some(path) = &self.keystore else {
+            return Ok(None);
+        };
+        let Some(spec) = path.to_str() else {
+            bail!("--keystore {}: the path is not Unicode", path.display());
+        };
+        // The error names the keystore (and the password file) already.
+        let signer = parse_key(
+            &format!("keystore:{spec}"),
+            here,
+            self.password_file.as_deref(),
+        )?;
+        Ok(Some(signer))
     }
 }
 
@@ -190,7 +212,7 @@ struct DeployReport {
 }
 
 /// Deploys Step, NodeVm, Registry and DisputeGame and registers the models, signed with the key of
-/// `--private-key-env` or else dev account 0.
+/// `--private-key-env` or `--keystore`, or else dev account 0.
 pub(crate) fn deploy(args: DeployArgs) -> Result<ExitCode> {
     if args.chain.is_embedded() {
         bail!("opml deploy needs --rpc URL: what it deploys on the embedded chain ends with the process");
@@ -258,7 +280,7 @@ pub(crate) struct RequestArgs {
     /// Dev account (of the test mnemonic) that signs the request: 0 to 19, the accounts Hardhat's
     /// node and the embedded chain fund.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..20),
-          conflicts_with = "private_key_env")]
+          conflicts_with_all = ["private_key_env", "keystore"])]
     account: u32,
     #[command(flatten)]
     key: KeyArgs,

@@ -1,5 +1,6 @@
 //! A bot's TOML configuration file.
 
+use super::keystore::{self, PASSWORD_ENV};
 use crate::MAX_NODE_STEPS;
 use alloy::primitives::utils::{parse_units, ParseUnits};
 use alloy::primitives::{Address, U256};
@@ -68,6 +69,7 @@ struct RawConfig {
     #[serde(default)]
     from_block: u64,
     max_node_steps: Option<u64>,
+    key_password_file: Option<PathBuf>,
 }
 
 fn default_poll_ms() -> u64 {
@@ -152,7 +154,19 @@ impl BotConfig {
                     .map_err(|e| field("rpc", format!("{:?} is not a URL: {e}", raw.rpc)))?,
             )
         };
-        let signer = parse_key(&raw.key).map_err(|e| field("key", e.to_string()))?;
+        let signer = parse_key(&raw.key, base, raw.key_password_file.as_deref()).map_err(|e| {
+            let name = match e {
+                KeyError::PasswordFile { .. } => "key_password_file",
+                _ => "key",
+            };
+            field(name, e.to_string())
+        })?;
+        if raw.key_password_file.is_some() && !raw.key.starts_with(KEYSTORE_PREFIX) {
+            return Err(field(
+                "key_password_file",
+                "only a `keystore:PATH` key has a password".into(),
+            ));
+        }
         if raw.models.is_empty() {
             return Err(field("models", "names no model".into()));
         }
@@ -188,11 +202,15 @@ impl BotConfig {
     }
 }
 
-/// Why a `key` (of a bot's file, or `--private-key-env` of an operator command) gives no signer.
+/// The prefix of a key held by an encrypted keystore file.
+const KEYSTORE_PREFIX: &str = "keystore:";
+
+/// Why a `key` (of a bot's file, or `--private-key-env` / `--keystore` of an operator command)
+/// gives no signer. Each names the variable or file at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
-    /// Not 32 bytes in hex, nor `dev:N`, nor `env:VAR`.
-    #[error("not a 32-byte hex private key, dev:N or env:VAR")]
+    /// Not 32 bytes in hex, nor `dev:N`, `env:VAR` or `keystore:PATH`.
+    #[error("not a 32-byte hex private key, dev:N, env:VAR or keystore:PATH")]
     NotAKey,
     /// `dev:N` with N not an account number of the mnemonic.
     #[error("dev:{0}: dev accounts are numbered 0 to 2147483647")]
@@ -203,18 +221,70 @@ pub enum KeyError {
     /// `env:VAR` with VAR set to something else than a hex private key (its value is not repeated).
     #[error("env:{0}: the environment variable {0} does not hold a 32-byte hex private key")]
     EnvNotAKey(String),
+    /// The keystore file cannot be read (missing, unreadable, too large).
+    #[error("keystore {path}: cannot read it: {reason}")]
+    KeystoreRead {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The file is not an encrypted keystore this build decrypts.
+    #[error(
+        "keystore {path}: not an encrypted keystore file (Web3 Secret Storage version 3, as \
+         `cast wallet import` and geth write): {reason}"
+    )]
+    NotAKeystore {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The password does not decrypt the keystore (its MAC does not match).
+    #[error("cannot decrypt the keystore {path}: wrong password?")]
+    WrongPassword {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A keystore and no password: neither a password file nor the environment variable.
+    #[error(
+        "keystore {path}: no password given: set the environment variable {PASSWORD_ENV} or name \
+         a file that holds it (`key_password_file` in a bot's file, --password-file on the \
+         command line)"
+    )]
+    NoPassword {
+        /// The keystore file.
+        path: PathBuf,
+    },
+    /// The password file cannot be read.
+    #[error("password file {path}: {reason}")]
+    PasswordFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
 }
 
-/// A private key as written in a bot's `key`: 32 bytes in hex; `env:VAR`, the hex key held by the
-/// environment variable VAR (so the file itself holds no secret); or `dev:N` for account N of the
-/// public development mnemonic (test chains only: anyone can spend from those accounts).
-pub fn parse_key(key: &str) -> Result<PrivateKeySigner, KeyError> {
-    parse_key_with(key, |var| std::env::var(var).ok())
+/// The signer of a key as written in a bot's `key` (and behind `--private-key-env` and
+/// `--keystore` of the operator commands): 32 bytes in hex; `env:VAR`, the hex key held by the
+/// environment variable VAR (so the file itself holds no secret); `keystore:PATH`, an encrypted
+/// keystore file (relative to `base`) whose password is in `password_file` (relative to `base`)
+/// or else in the environment variable [`PASSWORD_ENV`]; or `dev:N` for account N of the public
+/// development mnemonic (test chains only: anyone can spend from those accounts).
+pub fn parse_key(
+    key: &str,
+    base: &Path,
+    password_file: Option<&Path>,
+) -> Result<PrivateKeySigner, KeyError> {
+    parse_key_with(key, base, password_file, |var| std::env::var(var).ok())
 }
 
 /// [`parse_key`] with the environment given as a lookup (tests need not change the process's).
 fn parse_key_with(
     key: &str,
+    base: &Path,
+    password_file: Option<&Path>,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<PrivateKeySigner, KeyError> {
     if let Some(index) = key.strip_prefix("dev:") {
@@ -228,6 +298,16 @@ fn parse_key_with(
             .trim()
             .parse()
             .map_err(|_| KeyError::EnvNotAKey(var.to_string()));
+    }
+    if let Some(path) = key.strip_prefix(KEYSTORE_PREFIX) {
+        let path = base.join(path);
+        let password = match password_file {
+            Some(file) => keystore::read_password_file(&base.join(file))?,
+            None => env(PASSWORD_ENV)
+                .ok_or_else(|| KeyError::NoPassword { path: path.clone() })?
+                .into_bytes(),
+        };
+        return keystore::decrypt(&path, &password);
     }
     key.parse().map_err(|_| KeyError::NotAKey)
 }
@@ -313,6 +393,17 @@ mod tests {
                 "models",
             ),
             ("arity = 2", "max_node_steps = 0", "max_node_steps"),
+            // A password belongs to a keystore key, and is never written in the file itself.
+            (
+                "arity = 2",
+                r#"key_password_file = "pw.txt""#,
+                "key_password_file",
+            ),
+            (
+                r#"key = "dev:2""#,
+                r#"key = "keystore:/nonexistent/opml-key.json""#,
+                "key",
+            ),
         ];
         for (from, to, want) in cases {
             let text = GOOD.replace(from, to);
@@ -329,6 +420,7 @@ mod tests {
             format!("{GOOD}\nbonds = \"1 ether\""),
             // A production bot cannot be configured to lie: `opml adversary` is another command.
             format!("{GOOD}\nfault = \"node=2\""),
+            format!("{GOOD}\nkey_password = \"hunter2\""),
             GOOD.replace(r#"db = "challenger.redb""#, ""),
             GOOD.replace("game = ", "game = 1 #"),
         ] {
@@ -360,12 +452,188 @@ mod tests {
             ("OPML_KEY", Err(KeyError::NotAKey)),
         ];
         for (key, want) in cases {
-            let got = parse_key_with(key, env).map(|s| s.address());
+            let got = parse_key_with(key, Path::new("."), None, env).map(|s| s.address());
             assert_eq!(got, want, "{key}");
         }
         // The error names the variable, so an operator knows what to export.
-        let e = parse_key_with("env:MISSING", env).unwrap_err().to_string();
+        let e = parse_key_with("env:MISSING", Path::new("."), None, env)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("MISSING") && e.contains("not set"), "{e}");
+    }
+
+    /// A folder of its own under the system's temporary folder, removed when dropped.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!("opml-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            Self(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn reads_keys_from_encrypted_keystores() {
+        use rand::SeedableRng;
+        let dir = TempDir::new("keystore");
+        let key = alloy::primitives::B256::repeat_byte(0x42);
+        // eth-keystore's own encryption (scrypt n = 2^13, as `cast wallet import` writes).
+        let (signer, _) = PrivateKeySigner::encrypt_keystore(
+            &dir.0,
+            &mut rand::rngs::StdRng::seed_from_u64(7),
+            key,
+            "correct horse",
+            Some("key.json"),
+        )
+        .unwrap();
+        let want = signer.address();
+        std::fs::write(dir.0.join("garbage.json"), "{\"not\": \"a keystore\"}").unwrap();
+        std::fs::write(dir.0.join("pw.txt"), "correct horse\n").unwrap();
+        std::fs::write(dir.0.join("bad-pw.txt"), "battery staple\r\n").unwrap();
+        let env = |password: Option<&'static str>| {
+            move |var: &str| {
+                (var == PASSWORD_ENV)
+                    .then(|| password.map(String::from))
+                    .flatten()
+            }
+        };
+        let at = |name: &str| dir.0.join(name);
+        // (key, password file, password in the environment) → the address, or the error. Each
+        // case decrypts at most once.
+        let cases: [(
+            &str,
+            Option<&str>,
+            Option<&'static str>,
+            Result<Address, KeyError>,
+        ); 9] = [
+            ("keystore:key.json", None, Some("correct horse"), Ok(want)),
+            // A file written by `echo` ends in a newline, which is no part of the password; the
+            // file wins over the environment.
+            ("keystore:key.json", Some("pw.txt"), Some("wrong"), Ok(want)),
+            (
+                "keystore:key.json",
+                None,
+                Some("wrong"),
+                Err(KeyError::WrongPassword {
+                    path: at("key.json"),
+                }),
+            ),
+            (
+                "keystore:key.json",
+                Some("bad-pw.txt"),
+                None,
+                Err(KeyError::WrongPassword {
+                    path: at("key.json"),
+                }),
+            ),
+            (
+                "keystore:key.json",
+                None,
+                None,
+                Err(KeyError::NoPassword {
+                    path: at("key.json"),
+                }),
+            ),
+            (
+                "keystore:missing.json",
+                None,
+                Some("correct horse"),
+                Err(KeyError::KeystoreRead {
+                    path: at("missing.json"),
+                    reason: String::new(),
+                }),
+            ),
+            (
+                "keystore:garbage.json",
+                None,
+                Some("correct horse"),
+                Err(KeyError::NotAKeystore {
+                    path: at("garbage.json"),
+                    reason: String::new(),
+                }),
+            ),
+            (
+                "keystore:key.json",
+                Some("no-such-pw.txt"),
+                None,
+                Err(KeyError::PasswordFile {
+                    path: at("no-such-pw.txt"),
+                    reason: String::new(),
+                }),
+            ),
+            // A directory is not a keystore file.
+            (
+                "keystore:.",
+                None,
+                Some("correct horse"),
+                Err(KeyError::KeystoreRead {
+                    path: at("."),
+                    reason: String::new(),
+                }),
+            ),
+        ];
+        for (key, file, password, want) in cases {
+            let got = parse_key_with(key, &dir.0, file.map(Path::new), env(password));
+            // Reasons come from the system and serde; the variant and the file are what count.
+            let got = got.map(|s| s.address()).map_err(|e| {
+                let text = e.to_string();
+                let path = match &e {
+                    KeyError::KeystoreRead { path, .. }
+                    | KeyError::NotAKeystore { path, .. }
+                    | KeyError::WrongPassword { path }
+                    | KeyError::NoPassword { path }
+                    | KeyError::PasswordFile { path, .. } => path.clone(),
+                    other => panic!("{key}: {other}"),
+                };
+                assert!(text.contains(&path.display().to_string()), "{text}");
+                match e {
+                    KeyError::KeystoreRead { path, .. } => KeyError::KeystoreRead {
+                        path,
+                        reason: String::new(),
+                    },
+                    KeyError::NotAKeystore { path, .. } => KeyError::NotAKeystore {
+                        path,
+                        reason: String::new(),
+                    },
+                    KeyError::PasswordFile { path, .. } => KeyError::PasswordFile {
+                        path,
+                        reason: String::new(),
+                    },
+                    other => other,
+                }
+            });
+            assert_eq!(got, want, "{key} {file:?} {password:?}");
+        }
+        let wrong = KeyError::WrongPassword {
+            path: at("key.json"),
+        }
+        .to_string();
+        assert!(wrong.contains("cannot decrypt") && wrong.contains("wrong password?"));
+        // In a bot's file: the path resolves against the file's folder, and a bad password is an
+        // error of `key`.
+        let text = GOOD.replace("dev:2", "keystore:key.json");
+        let text = format!("{text}\nkey_password_file = \"pw.txt\"");
+        let c = BotConfig::parse(&text, &dir.0).unwrap();
+        assert_eq!(c.signer.address(), want);
+        let text = text.replace("pw.txt", "bad-pw.txt");
+        match BotConfig::parse(&text, &dir.0) {
+            Err(ConfigError::Field {
+                field: "key",
+                reason,
+                ..
+            }) => {
+                assert!(reason.contains("wrong password?"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

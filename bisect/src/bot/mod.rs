@@ -11,11 +11,13 @@
 
 pub mod check;
 pub mod config;
+mod keystore;
 pub mod outbox;
 pub mod store;
 
 pub use check::{check_config, Check};
 pub use config::{parse_key, BotConfig, ConfigError, Endpoint, KeyError, DEFAULT_RESERVE_GAMES};
+pub use keystore::PASSWORD_ENV;
 pub use outbox::{Backoff, Outbox};
 pub use store::{
     GameRecord, Identity, PendingTx, RequestRecord, ResultRecord, Store, StoreError, Verdict,
