@@ -24,12 +24,14 @@ pub(crate) struct BotArgs {
     /// key_password_file or the environment variable OPML_KEYSTORE_PASSWORD, or dev:N for the
     /// test mnemonic), game (the DisputeGame address), models (folders), bond (the most it locks,
     /// e.g. "1 ether"), arity, poll_interval_ms, db (its redb file), serve (submitter: requesters
-    /// it answers) and from_block. See docs/bots.md and examples/.
+    /// it answers), from_block and max_fee_gwei (the most it pays per gas). See docs/bots.md and
+    /// examples/.
     #[arg(long)]
     config: PathBuf,
     /// Check the file against the chain and exit without running: the game is this build's
     /// deployment, its arity and bonds fit, the models load and are registered, the key is not a
-    /// public dev key off a dev chain, its balance covers a bond (and the reserve, submitter).
+    /// public dev key off a dev chain, the fee cap pays today's gas, its balance covers a bond
+    /// (and the reserve, submitter).
     /// Prints each check with ok or FAIL; exits 0 when all pass, 1 when one fails, 2 when the file
     /// is unusable.
     #[arg(long)]

@@ -246,6 +246,7 @@ async fn run(args: &DemoArgs, model: Arc<Model>, data: &Dataset) -> Result<DemoR
             serve: serve.map(|c| dev_signer(c).address()).into_iter().collect(),
             from_block: 0,
             max_node_steps: opml_bisect::MAX_NODE_STEPS,
+            max_fee_per_gas: None,
         };
         let events = events.clone();
         let provider = provider(account);

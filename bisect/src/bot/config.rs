@@ -70,6 +70,15 @@ struct RawConfig {
     from_block: u64,
     max_node_steps: Option<u64>,
     key_password_file: Option<PathBuf>,
+    max_fee_gwei: Option<Number>,
+}
+
+/// A TOML number, integer or not.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Number {
+    Integer(u64),
+    Float(f64),
 }
 
 fn default_poll_ms() -> u64 {
@@ -110,6 +119,9 @@ pub struct BotConfig {
     /// The most VM steps it records of one disputed node (time and memory): a game whose node
     /// needs more is reported and left, the others go on. Default [`MAX_NODE_STEPS`].
     pub max_node_steps: u64,
+    /// The most wei per gas it offers (`max_fee_per_gas`) in any transaction it signs or
+    /// re-prices; while the market asks more it sends nothing and says so. `None`: no cap.
+    pub max_fee_per_gas: Option<u128>,
 }
 
 impl BotConfig {
@@ -167,6 +179,10 @@ impl BotConfig {
                 "only a `keystore:PATH` key has a password".into(),
             ));
         }
+        let max_fee_per_gas = raw
+            .max_fee_gwei
+            .map(|n| parse_gwei(&n).map_err(|reason| field("max_fee_gwei", reason)))
+            .transpose()?;
         if raw.models.is_empty() {
             return Err(field("models", "names no model".into()));
         }
@@ -198,7 +214,26 @@ impl BotConfig {
             serve: raw.serve,
             from_block: raw.from_block,
             max_node_steps: raw.max_node_steps.unwrap_or(MAX_NODE_STEPS),
+            max_fee_per_gas,
         })
+    }
+}
+
+/// `max_fee_gwei` in wei: a positive number of gwei with at most nine decimals.
+fn parse_gwei(n: &Number) -> Result<u128, String> {
+    let text = match n {
+        Number::Integer(i) => i.to_string(),
+        Number::Float(f) if f.is_finite() => f.to_string(),
+        Number::Float(f) => return Err(format!("{f} is not a number of gwei")),
+    };
+    let wei = match parse_units(&text, "gwei").map_err(|e| format!("{text}: {e}"))? {
+        ParseUnits::U256(wei) => wei,
+        ParseUnits::I256(_) => return Err(format!("{text}: a fee cannot be negative")),
+    };
+    match u128::try_from(wei) {
+        Ok(0) => Err("must be positive".into()),
+        Ok(wei) => Ok(wei),
+        Err(_) => Err(format!("{text} gwei is beyond any fee")),
     }
 }
 
@@ -393,6 +428,10 @@ mod tests {
                 "models",
             ),
             ("arity = 2", "max_node_steps = 0", "max_node_steps"),
+            ("arity = 2", "max_fee_gwei = 0", "max_fee_gwei"),
+            ("arity = 2", "max_fee_gwei = -3", "max_fee_gwei"),
+            ("arity = 2", "max_fee_gwei = 0.0000000001", "max_fee_gwei"),
+            ("arity = 2", "max_fee_gwei = nan", "max_fee_gwei"),
             // A password belongs to a keystore key, and is never written in the file itself.
             (
                 "arity = 2",
@@ -421,6 +460,7 @@ mod tests {
             // A production bot cannot be configured to lie: `opml adversary` is another command.
             format!("{GOOD}\nfault = \"node=2\""),
             format!("{GOOD}\nkey_password = \"hunter2\""),
+            format!("{GOOD}\nmax_fee_gwei = \"200\""),
             GOOD.replace(r#"db = "challenger.redb""#, ""),
             GOOD.replace("game = ", "game = 1 #"),
         ] {
@@ -637,6 +677,21 @@ mod tests {
     }
 
     #[test]
+    fn fee_cap() {
+        let gwei = 1_000_000_000u128;
+        let cases: [(&str, Option<u128>); 4] = [
+            ("", None),
+            ("max_fee_gwei = 200", Some(200 * gwei)),
+            ("max_fee_gwei = 1.5", Some(3 * gwei / 2)),
+            ("max_fee_gwei = 0.000000001", Some(1)),
+        ];
+        for (line, want) in cases {
+            let c = BotConfig::parse(&format!("{GOOD}\n{line}"), Path::new(".")).unwrap();
+            assert_eq!(c.max_fee_per_gas, want, "{line}");
+        }
+    }
+
+    #[test]
     fn parses_the_shipped_examples() {
         let examples = [
             (include_str!("../../../examples/submitter.toml"), true),
@@ -651,6 +706,11 @@ mod tests {
             assert!(c.bond > U256::ZERO);
             assert!(!c.models.is_empty());
             assert_eq!(c.reserve.is_some(), submitter);
+            assert_eq!(c.max_fee_per_gas, None);
+            // The optional fee cap, as the comment writes it, parses too.
+            let text = text.replace("# max_fee_gwei = ", "max_fee_gwei = ");
+            let c = BotConfig::parse(&text, Path::new("/srv/opml")).unwrap();
+            assert_eq!(c.max_fee_per_gas, Some(200_000_000_000));
         }
     }
 

@@ -329,7 +329,8 @@ impl Bot {
             store.clone(),
             config.poll_interval,
         )
-        .await?;
+        .await?
+        .with_max_fee_per_gas(config.max_fee_per_gas);
         let client = GameClient::with_outbox(config.game, Arc::new(outbox)).await?;
         info!(
             %account,
@@ -338,6 +339,7 @@ impl Bot {
             results = store.results()?.len(),
             games = store.games()?.len(),
             cursor = store.cursor()?,
+            max_fee_gwei = config.max_fee_per_gas.map(outbox::gwei),
             "{role:?} bot started"
         );
         Ok(Self {
@@ -462,7 +464,9 @@ impl Bot {
 
     /// One pass: new logs (recorded, not acted on), then every open game, then finality and
     /// withdrawal, and only then new work (answering requests, challenging results), so that a
-    /// bot short of money or of a working node still defends what it has at stake.
+    /// bot short of money or of a working node still defends what it has at stake. A transaction
+    /// held back by the fee cap is said in the log and tried again on the next tick; the rest of
+    /// the tick goes on.
     pub async fn tick(&mut self) -> Result<TickReport, BotError> {
         let mut report = TickReport::default();
         let head = self.client.block_number().await?;
@@ -493,16 +497,21 @@ impl Bot {
         let credit = self.client.credit(self.account).await?;
         if !credit.is_zero() {
             let t = Instant::now();
-            let tx = self.client.withdraw().await?;
-            report.transactions += 1;
-            info!(wei = %credit, gas = tx.gas, "withdrew");
-            let detail = format!("{} ETH", alloy::primitives::utils::format_ether(credit));
-            self.emit(
-                None,
-                None,
-                credit,
-                MoveRecord::new(self.role, "withdraw", None, detail, tx.gas, t),
-            );
+            match self.client.withdraw().await {
+                Ok(tx) => {
+                    report.transactions += 1;
+                    info!(wei = %credit, gas = tx.gas, "withdrew");
+                    let detail = format!("{} ETH", alloy::primitives::utils::format_ether(credit));
+                    self.emit(
+                        None,
+                        None,
+                        credit,
+                        MoveRecord::new(self.role, "withdraw", None, detail, tx.gas, t),
+                    );
+                }
+                Err(e) if e.is_fee_capped() => warn!(wei = %credit, "{e}; withdrawing later"),
+                Err(e) => return Err(e.into()),
+            }
         }
         match self.role {
             Side::Submitter => self.answer_requests(&mut report).await?,
@@ -738,6 +747,15 @@ impl Bot {
                             "{name}"
                         );
                     }
+                    Err(e) if e.is_fee_capped() => {
+                        // The game's clock runs while the move waits for cheaper gas.
+                        error!(
+                            game = id,
+                            clock_left_s = view.clock_left(self.role),
+                            "{e}: the move waits while this game's clock runs; raise \
+                             max_fee_gwei if the clock is at risk"
+                        );
+                    }
                     Err(e) if e.is_rejection() => {
                         if self.attack.is_none() {
                             error!(game = id, "{name} refused, will look again: {e}");
@@ -956,10 +974,18 @@ impl Bot {
             }
             let submitter = self.defender(view);
             let t = Instant::now();
-            let (tx, result) = self
+            let (tx, result) = match self
                 .client
                 .submit_result(id, submitter.output(), submitter.trace_root(), self.bond)
-                .await?;
+                .await
+            {
+                Ok(posted) => posted,
+                Err(e) if e.is_fee_capped() => {
+                    warn!(request = id, "{e}; answering later");
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            };
             report.transactions += 1;
             self.follow_result(result, Verdict::Posted).await?;
             self.store
@@ -1067,6 +1093,16 @@ impl Bot {
             let t = Instant::now();
             let (tx, game) = match self.client.challenge(id, self.bond).await {
                 Ok(ok) => ok,
+                Err(e) if e.is_fee_capped() => {
+                    // The window closes whatever gas costs.
+                    error!(
+                        result = id,
+                        window_left_s = record.deadline.saturating_sub(now),
+                        "{e}: the challenge waits while the result's window runs; raise \
+                         max_fee_gwei if it is at risk"
+                    );
+                    continue;
+                }
                 Err(e) => {
                     warn!(result = id, "challenge failed, trying again next tick: {e}");
                     continue;
@@ -1134,6 +1170,9 @@ impl Bot {
                             );
                         }
                         Err(e) if e.is_rejection() => debug!(result = id, "not final yet: {e}"),
+                        Err(e) if e.is_fee_capped() => {
+                            warn!(result = id, "{e}; finalizing later")
+                        }
                         Err(e) => return Err(e.into()),
                     }
                 }
