@@ -24,8 +24,8 @@ pub(crate) struct BotArgs {
     /// key_password_file or the environment variable OPML_KEYSTORE_PASSWORD, or dev:N for the
     /// test mnemonic), game (the DisputeGame address), models (folders), bond (the most it locks,
     /// e.g. "1 ether"), arity, poll_interval_ms, db (its redb file), serve (submitter: requesters
-    /// it answers), from_block and max_fee_gwei (the most it pays per gas). See docs/bots.md and
-    /// examples/.
+    /// it answers), from_block, max_fee_gwei (the most it pays per gas) and confirmations (how
+    /// deep a block is before it acts on its logs). See docs/bots.md and examples/.
     #[arg(long)]
     config: PathBuf,
     /// Check the file against the chain and exit without running: the game is this build's

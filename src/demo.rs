@@ -247,6 +247,7 @@ async fn run(args: &DemoArgs, model: Arc<Model>, data: &Dataset) -> Result<DemoR
             from_block: 0,
             max_node_steps: opml_bisect::MAX_NODE_STEPS,
             max_fee_per_gas: None,
+            confirmations: None,
         };
         let events = events.clone();
         let provider = provider(account);

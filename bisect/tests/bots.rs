@@ -8,8 +8,9 @@
 //! below it, defends its game with it) and answers once funded; an honest submitter answers again
 //! a request whose result (another submitter's) was rejected. A game the bot cannot compute (its
 //! disputed node needs more VM steps than the bot records) is reported and leaves its other games
-//! running. Chain safety (issue 20): no transaction is signed above the fee cap (a bot whose cap
-//! the market exceeds sends nothing, and its tick goes on).
+//! running. Chain safety (issue 20): a bot acts on a log only once its block is `confirmations`
+//! deep, and no transaction is signed above the fee cap (a bot whose cap the market exceeds sends
+//! nothing, and its tick goes on).
 
 use alloy::primitives::U256;
 use opml_bisect::bot::{BotEvent, Endpoint};
@@ -70,6 +71,7 @@ impl Setup {
             from_block: 0,
             max_node_steps: opml_bisect::MAX_NODE_STEPS,
             max_fee_per_gas: None,
+            confirmations: None,
         }
     }
 
@@ -695,6 +697,54 @@ async fn check_config_names_the_check_that_fails() {
         );
         assert!(!config.db.exists(), "{name}: --check wrote a database");
     }
+}
+
+/// Mines an empty block.
+async fn mine(setup: &Setup) {
+    use alloy::providers::Provider;
+    let _: serde_json::Value = setup
+        .chain
+        .provider(dev_signer(0))
+        .raw_request("evm_mine".into(), ())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_bot_acts_on_a_request_only_once_it_is_confirmations_deep() {
+    let setup = Setup::new("confirmations").await;
+    let mut config = setup.config(1, "deep.redb");
+    config.confirmations = Some(2);
+    let mut deep = Bot::start(Side::Submitter, config, setup.chain.provider(dev_signer(1)))
+        .await
+        .unwrap();
+    // The default on a dev chain: none. Unfunded, so that it sends nothing (no block of its own).
+    let mut shallow = setup
+        .bot_with_key(Side::Submitter, fresh_key(0x61), "shallow.redb", None)
+        .await;
+    deep.tick().await.unwrap();
+    let request = setup.request().await;
+    shallow.tick().await.unwrap();
+    assert_eq!(
+        shallow.store().request(request).unwrap(),
+        Some(opml_bisect::bot::RequestRecord::Waiting),
+        "without confirmations the request is seen in its own block"
+    );
+    for on_top in 0..2 {
+        deep.tick().await.unwrap();
+        assert_eq!(
+            deep.store().request(request).unwrap(),
+            None,
+            "seen with {on_top} blocks on top"
+        );
+        mine(&setup).await;
+    }
+    deep.tick().await.unwrap();
+    assert!(
+        deep.store().request(request).unwrap().is_some(),
+        "not seen with 2 blocks on top"
+    );
+    let _ = std::fs::remove_dir_all(&setup.dir);
 }
 
 #[tokio::test]

@@ -141,7 +141,9 @@ pub async fn check_config(role: Side, config: &BotConfig, provider: &DynProvider
     let account = config.signer.address();
     let chain_id = match read_chain_id(provider).await {
         Ok(id) => {
-            record("chain".into(), Ok(format!("chain id {id}")));
+            let depth = config.confirmations_on(id);
+            let ok = format!("chain id {id}; logs are acted on {depth} blocks deep");
+            record("chain".into(), Ok(ok));
             Some(id)
         }
         Err(e) => {

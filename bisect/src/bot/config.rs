@@ -71,6 +71,7 @@ struct RawConfig {
     max_node_steps: Option<u64>,
     key_password_file: Option<PathBuf>,
     max_fee_gwei: Option<Number>,
+    confirmations: Option<u64>,
 }
 
 /// A TOML number, integer or not.
@@ -87,6 +88,13 @@ fn default_poll_ms() -> u64 {
 
 /// Games a submitter keeps a defence bond for when its config names no `reserve`.
 pub const DEFAULT_RESERVE_GAMES: u64 = 8;
+
+/// Confirmations a bot waits for on a chain that is not a development chain when its config
+/// names none: the blocks mined on top of a block before the bot acts on its logs. Reorgs of
+/// Ethereum's head are one or two blocks deep; three keep a bot from acting on a request or
+/// result that such a reorg removes, and cost it three blocks of a challenge window (an hour by
+/// default) or of a game's clock when it first sees the game.
+pub const DEFAULT_CONFIRMATIONS: u64 = 3;
 
 /// A submitter's or challenger's configuration (see `docs/bots.md` for an annotated file).
 #[derive(Debug, Clone)]
@@ -122,6 +130,10 @@ pub struct BotConfig {
     /// The most wei per gas it offers (`max_fee_per_gas`) in any transaction it signs or
     /// re-prices; while the market asks more it sends nothing and says so. `None`: no cap.
     pub max_fee_per_gas: Option<u128>,
+    /// The blocks that must be mined on top of a block before the bot acts on its logs (a reorg
+    /// shallower than this cannot make it act on a log that disappears). `None`:
+    /// [`BotConfig::confirmations_on`] picks by chain.
+    pub confirmations: Option<u64>,
 }
 
 impl BotConfig {
@@ -215,7 +227,20 @@ impl BotConfig {
             from_block: raw.from_block,
             max_node_steps: raw.max_node_steps.unwrap_or(MAX_NODE_STEPS),
             max_fee_per_gas,
+            confirmations: raw.confirmations,
         })
+    }
+
+    /// The confirmations the bot waits for on chain `chain_id`: the configured number, else none
+    /// on a development chain (its blocks are mined only with transactions, so a bot waiting for
+    /// more would wait forever) and [`DEFAULT_CONFIRMATIONS`] on any other.
+    pub fn confirmations_on(&self, chain_id: u64) -> u64 {
+        self.confirmations
+            .unwrap_or(if opml_contracts::is_dev_chain(chain_id) {
+                0
+            } else {
+                DEFAULT_CONFIRMATIONS
+            })
     }
 }
 
@@ -460,6 +485,7 @@ mod tests {
             // A production bot cannot be configured to lie: `opml adversary` is another command.
             format!("{GOOD}\nfault = \"node=2\""),
             format!("{GOOD}\nkey_password = \"hunter2\""),
+            format!("{GOOD}\nconfirmations = -1"),
             format!("{GOOD}\nmax_fee_gwei = \"200\""),
             GOOD.replace(r#"db = "challenger.redb""#, ""),
             GOOD.replace("game = ", "game = 1 #"),
@@ -677,7 +703,7 @@ mod tests {
     }
 
     #[test]
-    fn fee_cap() {
+    fn fee_cap_and_confirmations() {
         let gwei = 1_000_000_000u128;
         let cases: [(&str, Option<u128>); 4] = [
             ("", None),
@@ -688,6 +714,19 @@ mod tests {
         for (line, want) in cases {
             let c = BotConfig::parse(&format!("{GOOD}\n{line}"), Path::new(".")).unwrap();
             assert_eq!(c.max_fee_per_gas, want, "{line}");
+        }
+        // (the file's line, the chain) → confirmations: none on a dev chain, whose blocks come
+        // only with transactions; DEFAULT_CONFIRMATIONS elsewhere; what the file says over both.
+        let cases = [
+            ("", 31337, 0),
+            ("", 1, DEFAULT_CONFIRMATIONS),
+            ("confirmations = 12", 1, 12),
+            ("confirmations = 2", 31337, 2),
+            ("confirmations = 0", 10, 0),
+        ];
+        for (line, chain, want) in cases {
+            let c = BotConfig::parse(&format!("{GOOD}\n{line}"), Path::new(".")).unwrap();
+            assert_eq!(c.confirmations_on(chain), want, "{line} on {chain}");
         }
     }
 
@@ -706,11 +745,14 @@ mod tests {
             assert!(c.bond > U256::ZERO);
             assert!(!c.models.is_empty());
             assert_eq!(c.reserve.is_some(), submitter);
-            assert_eq!(c.max_fee_per_gas, None);
-            // The optional fee cap, as the comment writes it, parses too.
-            let text = text.replace("# max_fee_gwei = ", "max_fee_gwei = ");
+            assert_eq!((c.max_fee_per_gas, c.confirmations), (None, None));
+            // The optional fields, as the comments write them, parse too.
+            let text = text
+                .replace("# max_fee_gwei = ", "max_fee_gwei = ")
+                .replace("# confirmations = ", "confirmations = ");
             let c = BotConfig::parse(&text, Path::new("/srv/opml")).unwrap();
             assert_eq!(c.max_fee_per_gas, Some(200_000_000_000));
+            assert_eq!(c.confirmations, Some(DEFAULT_CONFIRMATIONS));
         }
     }
 
