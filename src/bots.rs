@@ -17,7 +17,7 @@ use opml_dnn::mnist::{quantize_image, Dataset};
 use opml_dnn::Model;
 use serde::Serialize;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use tracing::info;
@@ -25,10 +25,13 @@ use tracing::info;
 #[derive(Args)]
 pub(crate) struct BotArgs {
     /// The bot's TOML file: rpc (a node URL), key (hex, env:VAR for a hex key in the environment
-    /// variable VAR, or dev:N for the test mnemonic), game (the DisputeGame address), models
-    /// (folders), bond (the most it locks, e.g. "1 ether"), reserve (submitter), arity,
-    /// poll_interval_ms, db (its redb file), serve (submitter: requesters it answers), from_block,
-    /// max_node_steps and metrics_addr. See docs/bots.md and examples/.
+    /// variable VAR, keystore:PATH for an encrypted keystore file whose password is in the file
+    /// key_password_file or the environment variable OPML_KEYSTORE_PASSWORD, or dev:N for the
+    /// test mnemonic), game (the DisputeGame address), models (folders), bond (the most it locks,
+    /// e.g. "1 ether"), reserve (submitter), arity, poll_interval_ms, db (its redb file), serve
+    /// (submitter: requesters it answers), from_block, max_node_steps, max_fee_gwei (the most it
+    /// pays per gas), confirmations (how deep a block is before it acts on its logs) and
+    /// metrics_addr. See docs/bots.md and examples/.
     #[arg(long)]
     config: PathBuf,
     /// Serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9464 (an IP address and
@@ -38,7 +41,8 @@ pub(crate) struct BotArgs {
     metrics_addr: Option<SocketAddr>,
     /// Check the file against the chain and exit without running: the game is this build's
     /// deployment, its arity and bonds fit, the models load and are registered, the key is not a
-    /// public dev key off a dev chain, its balance covers a bond (and the reserve, submitter).
+    /// public dev key off a dev chain, the fee cap pays today's gas, its balance covers a bond
+    /// (and the reserve, submitter).
     /// Prints each check with ok or FAIL; exits 0 when all pass, 1 when one fails, 2 when the file
     /// is unusable.
     #[arg(long)]
@@ -50,19 +54,40 @@ pub(crate) struct BotArgs {
 pub(crate) struct KeyArgs {
     /// Sign with the hex private key held by the environment variable VAR instead of a dev account
     /// (the key is never written on the command line, where `ps` and shell history would show it).
-    #[arg(long, value_name = "VAR")]
+    #[arg(long, value_name = "VAR", conflicts_with = "keystore")]
     private_key_env: Option<String>,
+    /// Sign with the key of an encrypted keystore file (Web3 Secret Storage JSON, as `cast wallet
+    /// import` and geth write) instead of a dev account. Its password comes from --password-file,
+    /// else from the environment variable OPML_KEYSTORE_PASSWORD.
+    #[arg(long, value_name = "PATH")]
+    keystore: Option<PathBuf>,
+    /// The file holding the --keystore's password (a line ending after it is no part of it).
+    #[arg(long, value_name = "PATH", requires = "keystore")]
+    password_file: Option<PathBuf>,
 }
 
 impl KeyArgs {
     /// The signer it names, if any.
     fn signer(&self) -> Result<Option<PrivateKeySigner>> {
-        self.private_key_env
-            .as_ref()
-            .map(|var| {
-                parse_key(&format!("env:{var}")).with_context(|| format!("--private-key-env {var}"))
-            })
-            .transpose()
+        let here = Path::new(".");
+        if let Some(var) = &self.private_key_env {
+            let signer = parse_key(&format!("env:{var}"), here, None)
+                .with_context(|| format!("--private-key-env {var}"))?;
+            return Ok(Some(signer));
+        }
+        let Some(path) = &self.keystore else {
+            return Ok(None);
+        };
+        let Some(spec) = path.to_str() else {
+            bail!("--keystore {}: the path is not Unicode", path.display());
+        };
+        // The error names the keystore (and the password file) already.
+        let signer = parse_key(
+            &format!("keystore:{spec}"),
+            here,
+            self.password_file.as_deref(),
+        )?;
+        Ok(Some(signer))
     }
 }
 
@@ -210,7 +235,7 @@ struct DeployReport {
 }
 
 /// Deploys Step, NodeVm, Registry and DisputeGame and registers the models, signed with the key of
-/// `--private-key-env` or else dev account 0.
+/// `--private-key-env` or `--keystore`, or else dev account 0.
 pub(crate) fn deploy(args: DeployArgs) -> Result<ExitCode> {
     if args.chain.is_embedded() {
         bail!("opml deploy needs --rpc URL: what it deploys on the embedded chain ends with the process");
@@ -280,7 +305,7 @@ pub(crate) struct RequestArgs {
     /// Dev account (of the test mnemonic) that signs the request: 0 to 19, the accounts Hardhat's
     /// node and the embedded chain fund.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..20),
-          conflicts_with = "private_key_env")]
+          conflicts_with_all = ["private_key_env", "keystore"])]
     account: u32,
     /// Print one JSON report (request id, transaction, gas, model commitment, digit and label)
     /// instead of the bare request id.

@@ -260,6 +260,8 @@ async fn run(args: &DemoArgs, model: Arc<Model>, data: &Dataset) -> Result<DemoR
             from_block: 0,
             max_node_steps: opml_bisect::MAX_NODE_STEPS,
             metrics_addr: None,
+            max_fee_per_gas: None,
+            confirmations: None,
         };
         let events = events.clone();
         let provider = provider(account);

@@ -101,7 +101,7 @@ enum Command {
     /// Never run it with money you mind losing: it loses its bonds.
     Adversary(bots::AdversaryArgs),
     /// Deploy Step, NodeVm, Registry and DisputeGame on a node and register models (signed by dev
-    /// account 0, or the key of --private-key-env).
+    /// account 0, or the key of --private-key-env or --keystore).
     Deploy(bots::DeployArgs),
     /// Post an inference request with a held-out MNIST digit; prints the request id.
     Request(bots::RequestArgs),

@@ -26,7 +26,8 @@ pub(crate) struct ChainArgs {
     /// A JSON-RPC node (e.g. http://127.0.0.1:8545 for `npx hardhat node`) instead of the embedded
     /// chain. Transactions are signed with the dev accounts of the Hardhat/Anvil test mnemonic
     /// (account 0 deploys; the dispute commands give each party its own account) unless the
-    /// command takes a key of your own (`opml deploy|request --private-key-env VAR`).
+    /// command takes a key of your own (`opml deploy|request --private-key-env VAR` or
+    /// `--keystore PATH`).
     #[arg(long, value_name = "URL")]
     rpc: Option<String>,
     /// The EVM rules (hard fork) of the embedded chain: cancun, prague or osaka. Gas depends on

@@ -1,5 +1,7 @@
 //! The `opml` binary under hostile or careless input (issue 20): each case must end with a clear
 //! error and exit status 2, or quietly, never with a panic, a hang or an unbounded allocation.
+//! Among them, operator keys that cannot sign: an unset `--private-key-env` variable, a
+//! `--keystore` with a wrong, missing or unreadable password.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -273,6 +275,153 @@ fn onnx_import_gives_the_committed_model_and_names_bad_files() {
         assert_eq!(code, Some(2), "{name}: {stderr}");
         assert!(stderr.contains(want), "{name}: {stderr}");
         assert!(!model.exists(), "{name}: wrote a model");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `opml deploy` and `opml request` with a key that cannot sign: exit status 2 and an error naming
+/// the variable or file, before any node is asked anything; with the right password, the key
+/// signs and the error is the node's (nothing listens on the port).
+#[test]
+fn operator_keys_that_cannot_sign_are_named_errors_with_status_2() {
+    use alloy::signers::local::PrivateKeySigner;
+    use rand::SeedableRng;
+    let dir = scratch("keys");
+    PrivateKeySigner::encrypt_keystore(
+        &dir,
+        &mut rand::rngs::StdRng::seed_from_u64(3),
+        alloy::primitives::B256::repeat_byte(0x33),
+        "right",
+        Some("key.json"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("right.txt"), "right\n").unwrap();
+    std::fs::write(dir.join("wrong.txt"), "wrong\n").unwrap();
+    let at = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let (key, right, wrong, missing) = (
+        at("key.json"),
+        at("right.txt"),
+        at("wrong.txt"),
+        at("missing.json"),
+    );
+    let deploy = [
+        "deploy",
+        "--model",
+        "models/mnist-cnn",
+        "--rpc",
+        "http://127.0.0.1:9",
+    ];
+    let request = [
+        "request",
+        "--game",
+        "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+        "--digit",
+        "0",
+        "--rpc",
+        "http://127.0.0.1:9",
+    ];
+    let unset = "OPML_TEST_UNSET_KEY_5C2E";
+    // (command, its key arguments, OPML_KEYSTORE_PASSWORD, what stderr names)
+    let cases: Vec<(&[&str], Vec<&str>, Option<&str>, Vec<&str>)> = vec![
+        (
+            &deploy,
+            vec!["--private-key-env", unset],
+            None,
+            vec![unset, "not set"],
+        ),
+        (
+            &request,
+            vec!["--private-key-env", unset],
+            None,
+            vec![unset, "not set"],
+        ),
+        (
+            &deploy,
+            vec!["--keystore", &key, "--password-file", &wrong],
+            Some("right"),
+            vec!["cannot decrypt", &key, "wrong password?"],
+        ),
+        (
+            &request,
+            vec!["--keystore", &key],
+            Some("wrong"),
+            vec!["cannot decrypt", &key, "wrong password?"],
+        ),
+        (
+            &deploy,
+            vec!["--keystore", &key],
+            None,
+            vec![&key, "OPML_KEYSTORE_PASSWORD", "--password-file"],
+        ),
+        (
+            &deploy,
+            vec!["--keystore", &missing],
+            Some("right"),
+            vec![&missing, "cannot read"],
+        ),
+        (
+            &deploy,
+            vec!["--keystore", &key, "--password-file", &missing],
+            None,
+            vec!["password file", &missing],
+        ),
+        (
+            &deploy,
+            vec!["--keystore", &right, "--password-file", &right],
+            None,
+            vec![&right, "not an encrypted keystore"],
+        ),
+        (
+            &deploy,
+            vec!["--private-key-env", unset, "--keystore", &key],
+            None,
+            vec!["cannot be used with"],
+        ),
+        (
+            &deploy,
+            vec!["--password-file", &right],
+            None,
+            vec!["--keystore"],
+        ),
+        (
+            &request,
+            vec!["--account", "3", "--keystore", &key],
+            None,
+            vec!["cannot be used with"],
+        ),
+        // The right password: the key signs, and what fails is reaching the node.
+        (
+            &deploy,
+            vec!["--keystore", &key, "--password-file", &right],
+            None,
+            vec!["reaching the chain"],
+        ),
+        (
+            &request,
+            vec!["--keystore", &key],
+            Some("right"),
+            vec!["reaching the chain"],
+        ),
+    ];
+    for (command, keys, password, want) in cases {
+        let mut cmd = Command::new(OPML);
+        cmd.args(command)
+            .args(&keys)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("NO_COLOR", "1")
+            .env_remove(unset)
+            .env_remove("OPML_KEYSTORE_PASSWORD");
+        if let Some(password) = password {
+            cmd.env("OPML_KEYSTORE_PASSWORD", password);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let what = format!("{} {keys:?}", command[0]);
+        assert_eq!(out.status.code(), Some(2), "{what}: {stderr}");
+        for w in want {
+            assert!(stderr.contains(w), "{what}: wants {w:?} in {stderr}");
+        }
+        assert!(!stderr.contains("panicked"), "{what}: {stderr}");
     }
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -1,6 +1,7 @@
 //! A `DisputeGame` contract as the parties see it, through any alloy provider (the embedded chain
 //! or a JSON-RPC node).
 
+use crate::bot::outbox::gwei;
 use crate::bot::Outbox;
 use crate::party::Move;
 use alloy::contract::{CallBuilder, CallDecoder};
@@ -216,6 +217,24 @@ pub enum ClientError {
     /// The contracts at an address are not the ones this build knows (a deployment check).
     #[error("{0}")]
     Foreign(String),
+    /// The market asks more per gas than the bot's fee cap (`max_fee_gwei`): nothing was sent
+    /// and no nonce used; the bot tries again on a later tick.
+    #[error(
+        "{what}: held back: the market asks a max fee of {} gwei per gas (base fee {} gwei, tip \
+         {} gwei), above the cap of {} gwei",
+        gwei(market.max_fee),
+        gwei(market.base_fee),
+        gwei(market.tip),
+        gwei(*cap)
+    )]
+    FeeCapped {
+        /// The move.
+        what: &'static str,
+        /// What the market asked.
+        market: crate::bot::outbox::Market,
+        /// The cap, in wei per gas.
+        cap: u128,
+    },
     /// The bot's database failed while a transaction was written down or settled.
     #[error(transparent)]
     Store(#[from] crate::bot::StoreError),
@@ -244,6 +263,11 @@ impl ClientError {
     /// Whether the contract refused the move (as opposed to the chain failing).
     pub fn is_rejection(&self) -> bool {
         matches!(self, Self::Rejected { .. })
+    }
+
+    /// Whether the move waits for the market to come down to the bot's fee cap (nothing sent).
+    pub fn is_fee_capped(&self) -> bool {
+        matches!(self, Self::FeeCapped { .. })
     }
 }
 

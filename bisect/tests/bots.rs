@@ -8,7 +8,9 @@
 //! below it, defends its game with it) and answers once funded; an honest submitter answers again
 //! a request whose result (another submitter's) was rejected. A game the bot cannot compute (its
 //! disputed node needs more VM steps than the bot records) is reported and leaves its other games
-//! running.
+//! running. Chain safety (issue 20): a bot acts on a log only once its block is `confirmations`
+//! deep, and no transaction is signed above the fee cap (a bot whose cap the market exceeds sends
+//! nothing, and its tick goes on).
 
 use alloy::primitives::U256;
 use opml_bisect::bot::{BotEvent, Endpoint};
@@ -69,6 +71,8 @@ impl Setup {
             from_block: 0,
             max_node_steps: opml_bisect::MAX_NODE_STEPS,
             metrics_addr: None,
+            max_fee_per_gas: None,
+            confirmations: None,
         }
     }
 
@@ -661,6 +665,15 @@ async fn check_config_names_the_check_that_fails() {
             &["model"],
         ),
         (
+            "fee cap below the base fee",
+            (Side::Challenger, {
+                let mut c = setup.config(1, "check.redb");
+                c.max_fee_per_gas = Some(1_500_000_000);
+                c
+            }),
+            &["fees"],
+        ),
+        (
             "no game there",
             (Side::Challenger, {
                 let mut c = setup.config(1, "check.redb");
@@ -779,5 +792,139 @@ async fn the_metrics_count_what_the_bots_do() {
         text.contains("opml_bot_games_finished_total{role=\"challenger\",outcome=\"won\"} 1\n"),
         "{text}"
     );
+    let _ = std::fs::remove_dir_all(&setup.dir);
+}
+
+/// Mines an empty block.
+async fn mine(setup: &Setup) {
+    use alloy::providers::Provider;
+    let _: serde_json::Value = setup
+        .chain
+        .provider(dev_signer(0))
+        .raw_request("evm_mine".into(), ())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_bot_acts_on_a_request_only_once_it_is_confirmations_deep() {
+    let setup = Setup::new("confirmations").await;
+    let mut config = setup.config(1, "deep.redb");
+    config.confirmations = Some(2);
+    let mut deep = Bot::start(Side::Submitter, config, setup.chain.provider(dev_signer(1)))
+        .await
+        .unwrap();
+    // The default on a dev chain: none. Unfunded, so that it sends nothing (no block of its own).
+    let mut shallow = setup
+        .bot_with_key(Side::Submitter, fresh_key(0x61), "shallow.redb", None)
+        .await;
+    deep.tick().await.unwrap();
+    let request = setup.request().await;
+    shallow.tick().await.unwrap();
+    assert_eq!(
+        shallow.store().request(request).unwrap(),
+        Some(opml_bisect::bot::RequestRecord::Waiting),
+        "without confirmations the request is seen in its own block"
+    );
+    for on_top in 0..2 {
+        deep.tick().await.unwrap();
+        assert_eq!(
+            deep.store().request(request).unwrap(),
+            None,
+            "seen with {on_top} blocks on top"
+        );
+        mine(&setup).await;
+    }
+    deep.tick().await.unwrap();
+    assert!(
+        deep.store().request(request).unwrap().is_some(),
+        "not seen with 2 blocks on top"
+    );
+    let _ = std::fs::remove_dir_all(&setup.dir);
+}
+
+#[tokio::test]
+async fn no_transaction_is_signed_above_the_fee_cap() {
+    use alloy::consensus::Transaction;
+    use alloy::network::TransactionBuilder;
+    use alloy::providers::Provider;
+    use opml_bisect::bot::{Identity, Outbox, Store};
+    let setup = Setup::new("feecap").await;
+    std::fs::create_dir_all(&setup.dir).unwrap();
+    let gwei = 1_000_000_000u128;
+    // The embedded chain asks a base fee of 1 gwei and a tip of 1 gwei: alloy's estimate is 3.
+    // (cap, the max fee per gas of the transaction sent, or none sent.)
+    let cases = [
+        (None, Some(3 * gwei)),
+        (Some(5 * gwei), Some(3 * gwei)),
+        (Some(5 * gwei / 2), Some(5 * gwei / 2)),
+        (Some(3 * gwei / 2), None),
+    ];
+    for (i, (cap, want)) in cases.into_iter().enumerate() {
+        let signer = dev_signer(6 + i as u32);
+        let account = signer.address();
+        let provider = setup.chain.provider(signer.clone());
+        let identity = Identity {
+            role: Side::Submitter,
+            chain_id: 31337,
+            game: alloy::primitives::Address::ZERO,
+            account,
+        };
+        let store = std::sync::Arc::new(
+            Store::open(&setup.dir.join(format!("outbox-{i}.redb")), &identity).unwrap(),
+        );
+        let outbox = Outbox::open(
+            provider.clone(),
+            signer,
+            31337,
+            store.clone(),
+            Duration::from_millis(10),
+            std::sync::Arc::new(opml_bisect::bot::BotMetrics::new(Side::Submitter)),
+        )
+        .await
+        .unwrap()
+        .with_max_fee_per_gas(cap);
+        let tx = alloy::rpc::types::TransactionRequest::default()
+            .with_to(dev_signer(0).address())
+            .with_value(U256::from(1));
+        match (outbox.send("transfer", tx).await, want) {
+            (Ok(receipt), Some(max_fee)) => {
+                let sent = provider
+                    .get_transaction_by_hash(receipt.transaction_hash)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(sent.inner.max_fee_per_gas(), max_fee, "cap {cap:?}");
+            }
+            (Err(e), None) => {
+                assert!(e.is_fee_capped(), "{e}");
+                let text = e.to_string();
+                assert!(
+                    text.contains("1.5 gwei") && text.contains("base fee 1 gwei"),
+                    "{text}"
+                );
+                // Nothing signed, written down or sent: the nonce is still free.
+                assert!(store.outbox().unwrap().is_empty());
+                assert_eq!(provider.get_transaction_count(account).await.unwrap(), 0);
+            }
+            (got, want) => panic!("cap {cap:?}: got {got:?}, want {want:?}"),
+        }
+    }
+    // A bot whose cap the market exceeds answers nothing, and its tick goes on.
+    let mut config = setup.config(1, "capped.redb");
+    config.max_fee_per_gas = Some(3 * gwei / 2);
+    let mut bot = Bot::start(Side::Submitter, config, setup.chain.provider(dev_signer(1)))
+        .await
+        .unwrap();
+    let request = setup.request().await;
+    for _ in 0..3 {
+        let report = bot.tick().await.unwrap();
+        assert_eq!(report.transactions, 0);
+    }
+    assert_eq!(
+        bot.store().request(request).unwrap(),
+        Some(opml_bisect::bot::RequestRecord::Waiting)
+    );
+    assert_eq!(setup.live_result(request).await, 0);
     let _ = std::fs::remove_dir_all(&setup.dir);
 }

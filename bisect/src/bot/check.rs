@@ -3,6 +3,7 @@
 //!
 //! [`Bot::start`]: super::Bot::start
 
+use super::outbox::{gwei, price, Market, Pricing};
 use super::{transport, BotConfig, BotError, DEFAULT_RESERVE_GAMES};
 use crate::client::{ClientError, GameClient, Side};
 use crate::Deployment;
@@ -140,7 +141,9 @@ pub async fn check_config(role: Side, config: &BotConfig, provider: &DynProvider
     let account = config.signer.address();
     let chain_id = match read_chain_id(provider).await {
         Ok(id) => {
-            record("chain".into(), Ok(format!("chain id {id}")));
+            let depth = config.confirmations_on(id);
+            let ok = format!("chain id {id}; logs are acted on {depth} blocks deep");
+            record("chain".into(), Ok(ok));
             Some(id)
         }
         Err(e) => {
@@ -155,6 +158,9 @@ pub async fn check_config(role: Side, config: &BotConfig, provider: &DynProvider
         _ => Ok(format!("signs as {account}")),
     };
     record("key".into(), key);
+    if chain_id.is_some() {
+        record("fees".into(), check_fees(config, provider).await);
+    }
     let deployment = match chain_id {
         Some(_) => match verify_deployment(config, provider).await {
             Ok(d) => {
@@ -244,4 +250,31 @@ pub async fn check_config(role: Side, config: &BotConfig, provider: &DynProvider
         record("balance".into(), outcome);
     }
     checks
+}
+
+/// The market's gas price against the config's fee cap: a cap below what a transaction needs
+/// now (the base fee plus the tip) fails, with the numbers.
+async fn check_fees(config: &BotConfig, provider: &DynProvider) -> Result<String, String> {
+    let m = Market::read(provider).await.map_err(|e| e.to_string())?;
+    let market = format!(
+        "base fee {} gwei, tip {} gwei, estimate {} gwei",
+        gwei(m.base_fee),
+        gwei(m.tip),
+        gwei(m.max_fee)
+    );
+    match (config.max_fee_per_gas, price(m, config.max_fee_per_gas)) {
+        (None, _) => Ok(format!("{market}; no cap (max_fee_gwei)")),
+        (Some(cap), Pricing::Wait) => Err(format!(
+            "max_fee_gwei = {} is below what a transaction needs now ({market}): the bot would \
+             send nothing until the base fee falls",
+            gwei(cap)
+        )),
+        (Some(cap), Pricing::Send { max_fee, .. }) if max_fee < m.max_fee => Ok(format!(
+            "{market}; transactions go at the cap of {} gwei (less room for a rising base fee)",
+            gwei(cap)
+        )),
+        (Some(cap), Pricing::Send { .. }) => {
+            Ok(format!("{market}; within the cap of {} gwei", gwei(cap)))
+        }
+    }
 }

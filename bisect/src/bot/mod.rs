@@ -12,13 +12,18 @@
 pub mod check;
 pub mod config;
 pub mod exporter;
+mod keystore;
 pub mod metrics;
 pub mod outbox;
 pub mod store;
 
 pub use check::{check_config, Check};
-pub use config::{parse_key, BotConfig, ConfigError, Endpoint, KeyError, DEFAULT_RESERVE_GAMES};
+pub use config::{
+    parse_key, BotConfig, ConfigError, Endpoint, KeyError, DEFAULT_CONFIRMATIONS,
+    DEFAULT_RESERVE_GAMES,
+};
 pub use exporter::{MetricsError, MetricsServer};
+pub use keystore::PASSWORD_ENV;
 pub use metrics::{BotInfo, BotMetrics, MetricsSnapshot};
 pub use outbox::{Backoff, Outbox};
 pub use store::{
@@ -206,6 +211,26 @@ pub fn http_provider_counting(
 /// behind the chain catches up in slices of this many blocks.
 pub const LOG_RANGE: u64 = 5_000;
 
+/// The block ranges (first, last, inclusive) whose logs a tick scans, in slices of at most
+/// [`LOG_RANGE`] blocks: from `from` (its cursor) to the newest block with at least
+/// `confirmations` blocks mined on top of it at `head`, none while there is no such block. A
+/// log in a newer block could still vanish in a reorg shallower than `confirmations`, so the
+/// bot does not act on it yet. A head that went backwards (a reorg, or a node behind the one
+/// asked before) only scans less.
+pub fn scan_slices(from: u64, head: u64, confirmations: u64) -> impl Iterator<Item = (u64, u64)> {
+    let last = head.checked_sub(confirmations);
+    let mut next = Some(from);
+    std::iter::from_fn(move || {
+        let (from, last) = (next?, last?);
+        if from > last {
+            return None;
+        }
+        let to = last.min(from.saturating_add(LOG_RANGE - 1));
+        next = to.checked_add(1);
+        Some((from, to))
+    })
+}
+
 /// What one tick did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TickReport {
@@ -270,6 +295,8 @@ pub struct Bot {
     game_bond: U256,
     /// Submitter: wei kept for defence that new results may not spend.
     reserve: U256,
+    /// Blocks mined on top of a block before the bot acts on its logs.
+    confirmations: u64,
     /// Games this run cannot play (its own computation failed), and why: reported once, and the
     /// other games go on.
     broken: HashMap<u64, String>,
@@ -368,7 +395,9 @@ impl Bot {
             config.poll_interval,
             metrics.clone(),
         )
-        .await?;
+        .await?
+        .with_max_fee_per_gas(config.max_fee_per_gas);
+        let confirmations = config.confirmations_on(chain_id);
         let client = GameClient::with_outbox(config.game, Arc::new(outbox)).await?;
         info!(
             %account,
@@ -377,6 +406,8 @@ impl Bot {
             results = store.results()?.len(),
             games = store.games()?.len(),
             cursor = store.cursor()?,
+            confirmations,
+            max_fee_gwei = config.max_fee_per_gas.map(outbox::gwei),
             "{role:?} bot started"
         );
         Ok(Self {
@@ -389,6 +420,7 @@ impl Bot {
             bond,
             game_bond,
             reserve,
+            confirmations,
             broken: HashMap::new(),
             strategies: HashMap::new(),
             attack: None,
@@ -505,10 +537,11 @@ impl Bot {
         }
     }
 
-    /// One pass: new logs (recorded, not acted on), then every open game, then finality and
-    /// withdrawal, and only then new work (answering requests, challenging results), so that a
-    /// bot short of money or of a working node still defends what it has at stake. Counted in
-    /// its [metrics](Bot::metrics).
+    /// One pass: new logs as deep as its confirmations (recorded, not acted on), then every open
+    /// game, then finality and withdrawal, and only then new work (answering requests,
+    /// challenging results), so that a bot short of money or of a working node still defends
+    /// what it has at stake. A transaction held back by the fee cap is said in the log and tried
+    /// again on the next tick; the rest of the tick goes on. Counted in its [metrics](Bot::metrics).
     pub async fn tick(&mut self) -> Result<TickReport, BotError> {
         let outcome = self.tick_once().await;
         match &outcome {
@@ -528,13 +561,12 @@ impl Bot {
         let head = self.client.block_number().await?;
         self.metrics.saw_block(head);
         // Nothing of this game is older than its deployment.
-        let mut from = self
+        let cursor = self
             .store
             .cursor()?
             .unwrap_or(self.config.from_block)
             .max(self.client.deployment_block());
-        while from <= head {
-            let to = head.min(from.saturating_add(LOG_RANGE - 1));
+        for (from, to) in scan_slices(cursor, head, self.confirmations) {
             match self.role {
                 Side::Submitter => {
                     self.scan_requests(from, to).await?;
@@ -547,23 +579,27 @@ impl Bot {
                 }
             }
             self.store.set_cursor(to + 1)?;
-            from = to + 1;
         }
         self.play_games(&mut report).await?;
         self.settle_results(&mut report).await?;
         let credit = self.client.credit(self.account).await?;
         if !credit.is_zero() {
             let t = Instant::now();
-            let tx = self.client.withdraw().await?;
-            report.transactions += 1;
-            info!(wei = %credit, gas = tx.gas, "withdrew");
-            let detail = format!("{} ETH", alloy::primitives::utils::format_ether(credit));
-            self.emit(
-                None,
-                None,
-                credit,
-                MoveRecord::new(self.role, "withdraw", None, detail, tx.gas, t),
-            );
+            match self.client.withdraw().await {
+                Ok(tx) => {
+                    report.transactions += 1;
+                    info!(wei = %credit, gas = tx.gas, "withdrew");
+                    let detail = format!("{} ETH", alloy::primitives::utils::format_ether(credit));
+                    self.emit(
+                        None,
+                        None,
+                        credit,
+                        MoveRecord::new(self.role, "withdraw", None, detail, tx.gas, t),
+                    );
+                }
+                Err(e) if e.is_fee_capped() => warn!(wei = %credit, "{e}; withdrawing later"),
+                Err(e) => return Err(e.into()),
+            }
         }
         match self.role {
             Side::Submitter => self.answer_requests(&mut report).await?,
@@ -805,6 +841,15 @@ impl Bot {
                             "{name}"
                         );
                     }
+                    Err(e) if e.is_fee_capped() => {
+                        // The game's clock runs while the move waits for cheaper gas.
+                        error!(
+                            game = id,
+                            clock_left_s = view.clock_left(self.role),
+                            "{e}: the move waits while this game's clock runs; raise \
+                             max_fee_gwei if the clock is at risk"
+                        );
+                    }
                     Err(e) if e.is_rejection() => {
                         if self.attack.is_none() {
                             error!(game = id, "{name} refused, will look again: {e}");
@@ -1024,10 +1069,18 @@ impl Bot {
             }
             let submitter = self.defender(view);
             let t = Instant::now();
-            let (tx, result) = self
+            let (tx, result) = match self
                 .client
                 .submit_result(id, submitter.output(), submitter.trace_root(), self.bond)
-                .await?;
+                .await
+            {
+                Ok(posted) => posted,
+                Err(e) if e.is_fee_capped() => {
+                    warn!(request = id, "{e}; answering later");
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            };
             report.transactions += 1;
             self.metrics.result_posted();
             self.follow_result(result, Verdict::Posted).await?;
@@ -1136,6 +1189,16 @@ impl Bot {
             let t = Instant::now();
             let (tx, game) = match self.client.challenge(id, self.bond).await {
                 Ok(ok) => ok,
+                Err(e) if e.is_fee_capped() => {
+                    // The window closes whatever gas costs.
+                    error!(
+                        result = id,
+                        window_left_s = record.deadline.saturating_sub(now),
+                        "{e}: the challenge waits while the result's window runs; raise \
+                         max_fee_gwei if it is at risk"
+                    );
+                    continue;
+                }
                 Err(e) => {
                     warn!(result = id, "challenge failed, trying again next tick: {e}");
                     continue;
@@ -1204,6 +1267,9 @@ impl Bot {
                             );
                         }
                         Err(e) if e.is_rejection() => debug!(result = id, "not final yet: {e}"),
+                        Err(e) if e.is_fee_capped() => {
+                            warn!(result = id, "{e}; finalizing later")
+                        }
                         Err(e) => return Err(e.into()),
                     }
                 }
@@ -1217,5 +1283,40 @@ impl Bot {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logs_are_scanned_only_as_deep_as_the_confirmations() {
+        let r = LOG_RANGE;
+        // (cursor, head, confirmations) → the slices scanned.
+        let cases: [((u64, u64, u64), &[(u64, u64)]); 10] = [
+            ((0, 10, 0), &[(0, 10)]),
+            ((5, 10, 2), &[(5, 8)]),
+            // The block 2 deep is the newest scanned: a request in block 9 waits for block 11.
+            ((9, 10, 2), &[]),
+            ((9, 11, 2), &[(9, 9)]),
+            // Already scanned up to the confirmed block.
+            ((11, 10, 0), &[]),
+            // Fewer blocks than confirmations: none is final.
+            ((0, 2, 3), &[]),
+            ((0, 3, 3), &[(0, 0)]),
+            // A head that went back below the cursor scans nothing, and never earlier blocks.
+            ((100, 50, 0), &[]),
+            // Far behind: slices of LOG_RANGE, the last one ending at the confirmed block.
+            ((1, 2 * r + 12, 12), &[(1, r), (r + 1, 2 * r)]),
+            ((u64::MAX, u64::MAX, 0), &[(u64::MAX, u64::MAX)]),
+        ];
+        for ((from, head, confirmations), want) in cases {
+            let got: Vec<_> = scan_slices(from, head, confirmations).collect();
+            assert_eq!(
+                got, want,
+                "cursor {from}, head {head}, {confirmations} confirmations"
+            );
+        }
     }
 }

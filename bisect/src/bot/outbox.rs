@@ -10,11 +10,12 @@ use alloy::network::{
     Ethereum, EthereumWallet, NetworkTransactionBuilder, NetworkWallet, TransactionBuilder,
 };
 use alloy::primitives::Address;
+use alloy::providers::utils::{eip1559_default_estimator, Eip1559Estimator};
 use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::transports::TransportError;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::Mutex;
 use tracing::{info, warn};
@@ -58,6 +59,98 @@ const REBROADCAST_POLLS: u32 = 20;
 /// refuse a replacement that does not raise both by 10 % (geth's and Hardhat's price bump).
 const BUMP_EIGHTHS: u128 = 9;
 
+/// The price of gas on the chain now, as the outbox reads it before it signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Market {
+    /// The base fee of the latest block, in wei per gas: what any transaction pays now.
+    pub base_fee: u128,
+    /// The max fee per gas the estimate asks: room for the base fee to double, plus the tip.
+    pub max_fee: u128,
+    /// The priority fee per gas (tip) the estimate asks, from recent blocks.
+    pub tip: u128,
+}
+
+impl Market {
+    /// The market on the chain behind `provider` (one `eth_feeHistory`, as alloy's estimate).
+    pub async fn read(provider: &DynProvider) -> Result<Self, ClientError> {
+        let base_fee = Arc::new(OnceLock::new());
+        let seen = base_fee.clone();
+        let estimate = provider
+            .estimate_eip1559_fees_with(Eip1559Estimator::new(move |base, rewards| {
+                let _ = seen.set(base);
+                eip1559_default_estimator(base, rewards)
+            }))
+            .await
+            .map_err(|e| chain("estimate fees", e))?;
+        Ok(Self {
+            base_fee: base_fee.get().copied().unwrap_or(0),
+            max_fee: estimate.max_fee_per_gas,
+            tip: estimate.max_priority_fee_per_gas,
+        })
+    }
+}
+
+/// What the outbox does about a transaction's fees under the bot's cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pricing {
+    /// Sign with this max fee and tip, in wei per gas.
+    Send {
+        /// `max_fee_per_gas`.
+        max_fee: u128,
+        /// `max_priority_fee_per_gas`.
+        tip: u128,
+    },
+    /// The market asks more than the cap: sign nothing now (a new transaction uses no nonce; a
+    /// waiting one stays as it was signed) and look again later.
+    Wait,
+}
+
+/// The fees of a new transaction in `market` under the cap `cap` (wei per gas): the market's
+/// estimate while it is within the cap; else the cap itself while it still pays the base fee
+/// and tip of today (mined now, with less room for a rising base fee); else wait.
+pub fn price(market: Market, cap: Option<u128>) -> Pricing {
+    let estimate = Pricing::Send {
+        max_fee: market.max_fee,
+        tip: market.tip,
+    };
+    match cap {
+        None => estimate,
+        Some(cap) if market.max_fee <= cap => estimate,
+        Some(cap) if market.base_fee.saturating_add(market.tip) <= cap => Pricing::Send {
+            max_fee: cap,
+            tip: market.tip,
+        },
+        Some(_) => Pricing::Wait,
+    }
+}
+
+/// Whether and how to replace a waiting transaction that pays `old` (max fee, tip): `None` while
+/// it pays what a new one would ([`price`]); else its fees bumped as nodes require
+/// (+12.5 % each, and to the market) while that stays within the cap; else wait (a bump that would cross the cap
+/// cannot be capped: nodes refuse a replacement that does not raise both fees by 10 %).
+pub fn replacement_price(old: (u128, u128), market: Market, cap: Option<u128>) -> Option<Pricing> {
+    let Pricing::Send { max_fee, tip } = price(market, cap) else {
+        return Some(Pricing::Wait);
+    };
+    let (max_fee, tip) = bumped_fees(old, (max_fee, tip))?;
+    Some(if cap.is_none_or(|cap| max_fee <= cap) {
+        Pricing::Send { max_fee, tip }
+    } else {
+        Pricing::Wait
+    })
+}
+
+/// `wei` per gas in gwei, as people write it (`200`, `1.5`).
+pub fn gwei(wei: u128) -> String {
+    let whole = wei / 1_000_000_000;
+    let frac = wei % 1_000_000_000;
+    if frac == 0 {
+        whole.to_string()
+    } else {
+        format!("{whole}.{}", format!("{frac:09}").trim_end_matches('0'))
+    }
+}
+
 /// The bot's sending side: one account, several transactions in flight. Nonces are handed out
 /// in order under a lock that is held only while a transaction is estimated, signed, written down
 /// and first broadcast; waiting for it to be mined happens outside, so that a bot with many games
@@ -72,6 +165,8 @@ pub struct Outbox {
     poll: Duration,
     nonce: Mutex<u64>,
     metrics: Arc<BotMetrics>,
+    /// The most wei per gas it offers.
+    max_fee: Option<u128>,
 }
 
 fn chain(what: &'static str, e: TransportError) -> ClientError {
@@ -132,6 +227,7 @@ impl Outbox {
             poll,
             nonce: Mutex::new(0),
             metrics,
+            max_fee: None,
         };
         let resumed = outbox.store.outbox()?;
         for pending in &resumed {
@@ -169,6 +265,14 @@ impl Outbox {
         Ok(outbox)
     }
 
+    /// Caps the max fee per gas of every transaction it signs or re-prices at `cap` wei (none
+    /// when `None`): while the market asks more, [`Outbox::send`] sends nothing and answers
+    /// [`ClientError::FeeCapped`], and a waiting transaction is not replaced.
+    pub fn with_max_fee_per_gas(mut self, cap: Option<u128>) -> Self {
+        self.max_fee = cap;
+        self
+    }
+
     /// The provider it reads and sends through.
     pub fn provider(&self) -> &DynProvider {
         &self.provider
@@ -180,7 +284,8 @@ impl Outbox {
     }
 
     /// Estimates, signs, writes down, broadcasts and waits for `tx`. A revert at estimation is a
-    /// [`ClientError::Rejected`] and nothing is sent; once written down, the transaction is
+    /// [`ClientError::Rejected`] and a market above the fee cap a [`ClientError::FeeCapped`]; in
+    /// both cases nothing is sent and no nonce is used. Once written down, the transaction is
     /// re-broadcast through any failure of the node, and re-priced while the market's fees
     /// exceed its own, until it (or one of its replacements) is mined. Calls may overlap: each
     /// waits for its own transaction only.
@@ -200,15 +305,18 @@ impl Outbox {
                 .estimate_gas(tx.clone())
                 .await
                 .map_err(|e| ClientError::from_call(what, e.into()))?;
-            let fees = self
-                .provider
-                .estimate_eip1559_fees()
-                .await
-                .map_err(|e| chain("estimate fees", e))?;
+            let market = Market::read(&self.provider).await?;
+            let Pricing::Send { max_fee, tip } = price(market, self.max_fee) else {
+                return Err(ClientError::FeeCapped {
+                    what,
+                    market,
+                    cap: self.max_fee.unwrap_or(u128::MAX),
+                });
+            };
             let envelope = tx
                 .with_gas_limit(gas + gas / 5)
-                .with_max_fee_per_gas(fees.max_fee_per_gas)
-                .with_max_priority_fee_per_gas(fees.max_priority_fee_per_gas)
+                .with_max_fee_per_gas(max_fee)
+                .with_max_priority_fee_per_gas(tip)
                 .build(&self.wallet)
                 .await
                 .map_err(|e| ClientError::Malformed(format!("{what}: signing: {e}")))?;
@@ -250,24 +358,35 @@ impl Outbox {
 
     /// Re-signs `pending` with higher fees when the market's exceed its own (a rise of the base
     /// fee leaves a transaction unmined forever otherwise), writes the replacement down and
-    /// returns true; false when its fees still meet the market.
+    /// returns true; false when its fees still meet the market, or when a replacement would
+    /// cross the fee cap (said in the log: it waits as signed).
     async fn reprice(&self, pending: &mut PendingTx) -> Result<bool, ClientError> {
-        let market = self
-            .provider
-            .estimate_eip1559_fees()
-            .await
-            .map_err(|e| chain("estimate fees", e))?;
+        let market = Market::read(&self.provider).await?;
         let envelope = TxEnvelope::decode_2718(&mut pending.raw.as_ref())
             .map_err(|e| ClientError::Malformed(format!("{}: journal: {e}", pending.what)))?;
         let TxEnvelope::Eip1559(signed) = envelope else {
             return Ok(false);
         };
         let mut tx = signed.strip_signature();
-        let Some((max, tip)) = bumped_fees(
-            (tx.max_fee_per_gas, tx.max_priority_fee_per_gas),
-            (market.max_fee_per_gas, market.max_priority_fee_per_gas),
-        ) else {
-            return Ok(false);
+        let old = (tx.max_fee_per_gas, tx.max_priority_fee_per_gas);
+        let (max, tip) = match replacement_price(old, market, self.max_fee) {
+            None => return Ok(false),
+            Some(Pricing::Send { max_fee, tip }) => (max_fee, tip),
+            Some(Pricing::Wait) => {
+                warn!(
+                    nonce = pending.nonce,
+                    tx = %pending.hash,
+                    "{}: priced out by the market (max fee {} gwei, base fee {} gwei), and a \
+                     replacement would cross the cap of {} gwei: it waits as signed (max fee \
+                     {} gwei)",
+                    pending.what,
+                    gwei(market.max_fee),
+                    gwei(market.base_fee),
+                    gwei(self.max_fee.unwrap_or(u128::MAX)),
+                    gwei(old.0),
+                );
+                return Ok(false);
+            }
         };
         tx.max_fee_per_gas = max;
         tx.max_priority_fee_per_gas = tip;
@@ -414,6 +533,98 @@ mod tests {
                 assert!(max * 10 >= old.0 * 11 && tip * 10 >= old.1 * 11 || old.1 == 0);
                 assert!(tip <= max);
             }
+        }
+    }
+
+    #[test]
+    fn fees_never_cross_the_cap() {
+        let gwei = 1_000_000_000u128;
+        let market = |base: u128, tip: u128| Market {
+            base_fee: base * gwei,
+            max_fee: (2 * base + tip) * gwei,
+            tip: tip * gwei,
+        };
+        let send = |max_fee: u128, tip: u128| Pricing::Send { max_fee, tip };
+        // (market: base fee, tip in gwei), cap in gwei → a new transaction's fees.
+        let cases = [
+            ((10, 1), None, send(21 * gwei, gwei)),
+            // Below the cap: the market's estimate.
+            ((10, 1), Some(200), send(21 * gwei, gwei)),
+            ((10, 1), Some(21), send(21 * gwei, gwei)),
+            // The estimate crosses the cap, which still pays today's base fee and tip: capped.
+            ((150, 2), Some(200), send(200 * gwei, 2 * gwei)),
+            ((198, 2), Some(200), send(200 * gwei, 2 * gwei)),
+            // The cap no longer pays the base fee and tip: nothing is sent.
+            ((199, 2), Some(200), Pricing::Wait),
+            ((1_000, 2), Some(200), Pricing::Wait),
+        ];
+        for ((base, tip), cap, want) in cases {
+            let got = price(market(base, tip), cap.map(|c| c * gwei));
+            assert_eq!(got, want, "base {base}, tip {tip}, cap {cap:?}");
+            if let (Pricing::Send { max_fee, .. }, Some(cap)) = (got, cap) {
+                assert!(max_fee <= cap * gwei);
+            }
+        }
+        // (old max, old tip), (market: base fee, tip), cap, all in gwei → the replacement.
+        let cases = [
+            // Still what a new one would pay: no replacement, capped or not.
+            ((21, 1), (10, 1), Some(200), None),
+            ((200, 2), (150, 2), Some(200), None),
+            // The market rose, within the cap: bumped as before.
+            (
+                (21, 1),
+                (50, 1),
+                Some(200),
+                Some(send(101 * gwei, gwei * 9 / 8)),
+            ),
+            ((21, 1), (50, 1), None, Some(send(101 * gwei, gwei * 9 / 8))),
+            // The market's estimate crosses the cap, which still pays the base fee and tip:
+            // re-signed at the cap.
+            (
+                (120, 1),
+                (150, 1),
+                Some(200),
+                Some(send(200 * gwei, gwei * 9 / 8)),
+            ),
+            // A bump of 12.5 % over an old max near the cap would cross it: wait as signed.
+            ((190, 1), (120, 1), Some(200), Some(Pricing::Wait)),
+            // The market is above the cap: wait as signed.
+            ((21, 1), (500, 1), Some(200), Some(Pricing::Wait)),
+            ((200, 2), (199, 2), Some(200), Some(Pricing::Wait)),
+            // Without a cap the same market is followed.
+            (
+                (21, 1),
+                (500, 1),
+                None,
+                Some(send(1_001 * gwei, gwei * 9 / 8)),
+            ),
+        ];
+        for ((old_max, old_tip), (base, tip), cap, want) in cases {
+            let old = (old_max * gwei, old_tip * gwei);
+            let got = replacement_price(old, market(base, tip), cap.map(|c| c * gwei));
+            assert_eq!(
+                got, want,
+                "old {old:?}, base {base}, tip {tip}, cap {cap:?}"
+            );
+            if let Some(Pricing::Send { max_fee, tip }) = got {
+                assert!(cap.is_none_or(|c| max_fee <= c * gwei));
+                // A valid replacement: both fees up by at least 10 %.
+                assert!(max_fee * 10 >= old.0 * 11 && tip * 10 >= old.1 * 11);
+            }
+        }
+    }
+
+    #[test]
+    fn gwei_reads_as_written() {
+        let cases = [
+            (0, "0"),
+            (200_000_000_000, "200"),
+            (1_500_000_000, "1.5"),
+            (1, "0.000000001"),
+            (1_000_000_001, "1.000000001"),
+        ];
+        for (wei, want) in cases {
+            assert_eq!(gwei(wei), want);
         }
     }
 }
