@@ -28,6 +28,7 @@ mod lookup;
 mod matmul;
 mod maxpool;
 mod meanpool;
+mod mul;
 mod relu;
 mod reshape;
 mod softmax;
@@ -38,6 +39,7 @@ pub use conv2d::Conv2d;
 pub use linear::Linear;
 pub use matmul::MatMul;
 pub use maxpool::MaxPool2d;
+pub use mul::Mul16;
 
 use crate::kernel::{run_kernel, KernelError, KernelRun};
 use crate::tensor::{DType, Tensor, TensorError};
@@ -126,6 +128,11 @@ pub enum Op {
     /// int16 scores `x[.., n]`, int32 `mask[n]` (key `j` takes part iff `mask[j] ≠ 0`), int16
     /// `exp_table[L]` → int16 probabilities in Q15 over the last axis.
     Softmax,
+    /// int16 `a`, int16 `b` of one shape → int16 `requant(a·b)` (SwiGLU's `silu(gate) · up`).
+    Mul16(Mul16),
+    /// int16 `[n]` → int32 `[1]`: the index of the first largest element (a language model's
+    /// logits).
+    ArgMax16,
 }
 
 /// The kinds of op; each has one fixed VM kernel image.
@@ -163,11 +170,15 @@ pub enum OpKind {
     MeanPool,
     /// [`Op::Concat`]
     Concat,
+    /// [`Op::Mul16`]
+    Mul16,
+    /// [`Op::ArgMax16`]
+    ArgMax16,
 }
 
 impl OpKind {
     /// Every kind.
-    pub const ALL: [OpKind; 16] = [
+    pub const ALL: [OpKind; 18] = [
         Self::Relu,
         Self::Reshape,
         Self::ArgMax,
@@ -184,6 +195,8 @@ impl OpKind {
         Self::Gather,
         Self::MeanPool,
         Self::Concat,
+        Self::Mul16,
+        Self::ArgMax16,
     ];
 
     /// The kind's name in model files and reports.
@@ -205,6 +218,8 @@ impl OpKind {
             Self::Gather => "gather",
             Self::MeanPool => "mean_pool",
             Self::Concat => "concat",
+            Self::Mul16 => "mul16",
+            Self::ArgMax16 => "arg_max16",
         }
     }
 
@@ -230,7 +245,9 @@ impl OpKind {
             let built = match self {
                 Self::Relu => relu::kernel(),
                 Self::Reshape => reshape::kernel(),
-                Self::ArgMax => argmax::kernel(),
+                Self::ArgMax => argmax::kernel(DType::I8),
+                Self::ArgMax16 => argmax::kernel(DType::I16),
+                Self::Mul16 => mul::kernel(),
                 Self::Linear => linear::kernel(),
                 Self::Conv2d => conv2d::kernel(),
                 Self::MaxPool2d => maxpool::kernel(),
@@ -289,6 +306,8 @@ impl Op {
             Self::LayerNorm => OpKind::LayerNorm,
             Self::Lookup => OpKind::Lookup,
             Self::Softmax => OpKind::Softmax,
+            Self::Mul16(_) => OpKind::Mul16,
+            Self::ArgMax16 => OpKind::ArgMax16,
         }
     }
 
@@ -297,7 +316,9 @@ impl Op {
         match self {
             Self::Relu => relu::output_type(inputs),
             Self::Reshape { shape } => reshape::output_type(shape, inputs),
-            Self::ArgMax => argmax::output_type(inputs),
+            Self::ArgMax => argmax::output_type(DType::I8, inputs),
+            Self::ArgMax16 => argmax::output_type(DType::I16, inputs),
+            Self::Mul16(x) => x.output_type(inputs),
             Self::Linear(l) => l.output_type(inputs),
             Self::Conv2d(c) => c.output_type(inputs),
             Self::MaxPool2d(p) => p.output_type(inputs),
@@ -320,7 +341,8 @@ impl Op {
         match self {
             Self::Relu => relu::native(inputs[0]),
             Self::Reshape { shape } => reshape::native(shape, inputs[0]),
-            Self::ArgMax => argmax::native(inputs[0]),
+            Self::ArgMax | Self::ArgMax16 => argmax::native(inputs[0]),
+            Self::Mul16(x) => x.native(inputs),
             Self::Linear(l) => l.native(inputs),
             Self::Conv2d(c) => c.native(inputs),
             Self::MaxPool2d(p) => p.native(inputs),
@@ -341,7 +363,10 @@ impl Op {
     pub fn kernel_params(&self, inputs: &[&Tensor]) -> Result<Vec<i32>, OpError> {
         self.output_type(inputs)?;
         Ok(match self {
-            Self::Relu | Self::Reshape { .. } | Self::ArgMax | Self::Lookup => Vec::new(),
+            Self::Relu | Self::Reshape { .. } | Self::ArgMax | Self::ArgMax16 | Self::Lookup => {
+                Vec::new()
+            }
+            Self::Mul16(x) => x.kernel_params(),
             Self::Linear(l) => l.kernel_params(inputs),
             Self::Conv2d(c) => c.kernel_params(inputs),
             Self::MaxPool2d(p) => p.kernel_params(inputs),
@@ -558,6 +583,14 @@ mod tests {
             (
                 OpKind::Concat,
                 "9066ef41ac6c9fb3d7248f36b655e30a2ccd11e1332688c1e2809eb98c16a086",
+            ),
+            (
+                OpKind::Mul16,
+                "b6579426f6068303d44636087aee9b43cc2103c024111347eb74ef62d9ef3ea2",
+            ),
+            (
+                OpKind::ArgMax16,
+                "f5a2c421a4f85bdc17124b349eec4c807076d29321ad01c3b4ae368e49605754",
             ),
         ];
         assert_eq!(pinned.len(), OpKind::ALL.len(), "pin every kind");
