@@ -9,6 +9,10 @@
 //!
 //! The shift of `c` makes the variance exact to about 22 bits whatever the input's scale, and keeps
 //! every sum in 32 bits: `d · 2^(2·c_bits) ≤ 2^31`.
+//!
+//! RMSNorm (kind `rms_norm`, a LLaMA block's norm) is the same computation with `c = d·x` (no mean
+//! taken out: `Σx` is taken as 0) and no β: `y = requant16_j(n)`. The factor `d` cancels in `n`, so
+//! `n ≈ x / rms(x)` in Q12. One kernel writer builds both kernels.
 
 use super::linear::channel_scales;
 use super::{arity, input_error, OpError};
@@ -25,17 +29,44 @@ const MAX_D: usize = 1 << 14;
 /// The most bits `c'` keeps (so that `v · 2^8` and `c' · 2^16` fit 32 bits).
 const MAX_C_BITS: u32 = 11;
 
-/// `(rows, d, c_bits)` of `x [.., d]`, `scale [d, 2]`, `bias [d]`.
-fn dims(inputs: &[&Tensor]) -> Result<(usize, usize, u32), OpError> {
-    arity("layer_norm", inputs, 3)?;
-    let (x, scale, bias) = (inputs[0], inputs[1], inputs[2]);
-    if x.dtype() != DType::I16 || bias.dtype() != DType::I32 {
+/// Which of the two norms: LayerNorm (mean taken out, β added) or RMSNorm (neither).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Norm {
+    /// Kind `layer_norm`: inputs x, scale (γ), bias (β).
+    Layer,
+    /// Kind `rms_norm`: inputs x, scale (γ).
+    Rms,
+}
+
+impl Norm {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Layer => "layer_norm",
+            Self::Rms => "rms_norm",
+        }
+    }
+
+    fn layout(self) -> &'static ParamLayout {
+        match self {
+            Self::Layer => &LAYOUT,
+            Self::Rms => &RMS_LAYOUT,
+        }
+    }
+}
+
+/// `(rows, d, c_bits)` of `x [.., d]`, `scale [d, 2]`, and for LayerNorm `bias [d]`.
+fn dims(norm: Norm, inputs: &[&Tensor]) -> Result<(usize, usize, u32), OpError> {
+    let op = norm.name();
+    arity(op, inputs, norm.layout().inputs)?;
+    let (x, scale) = (inputs[0], inputs[1]);
+    let bias = inputs.get(2);
+    if x.dtype() != DType::I16 || bias.is_some_and(|b| b.dtype() != DType::I32) {
         return Err(input_error(
-            "layer_norm",
+            op,
             format!(
                 "needs i16 x and i32 bias; got {:?} and {:?}",
                 x.dtype(),
-                bias.dtype()
+                bias.map(|b| b.dtype())
             ),
         ));
     }
@@ -43,7 +74,7 @@ fn dims(inputs: &[&Tensor]) -> Result<(usize, usize, u32), OpError> {
         Some(&d) if (1..=MAX_D).contains(&d) => d,
         _ => {
             return Err(input_error(
-                "layer_norm",
+                op,
                 format!(
                     "x must be [.., d] with 1 ≤ d ≤ {MAX_D}, got {:?}",
                     x.shape()
@@ -51,13 +82,13 @@ fn dims(inputs: &[&Tensor]) -> Result<(usize, usize, u32), OpError> {
             ))
         }
     };
-    if bias.shape() != [d] {
+    if let Some(bias) = bias.filter(|b| b.shape() != [d]) {
         return Err(input_error(
-            "layer_norm",
+            op,
             format!("bias must be [{d}], got {:?}", bias.shape()),
         ));
     }
-    channel_scales("layer_norm", scale, d)?;
+    channel_scales(op, scale, d)?;
     let log_d = usize::BITS - (d - 1).leading_zeros();
     let c_bits = ((31 - log_d) / 2).min(MAX_C_BITS);
     Ok((x.len() / d, d, c_bits))
@@ -76,9 +107,12 @@ fn isqrt(v: u32) -> u32 {
 }
 
 /// The normalized values `n` (Q12) of one row.
-fn normalize(row: &[i16], c_bits: u32, n: &mut [i32]) {
+fn normalize(norm: Norm, row: &[i16], c_bits: u32, n: &mut [i32]) {
     let d = row.len() as i32;
-    let sum = row.iter().map(|&v| i32::from(v)).sum::<i32>();
+    let sum = match norm {
+        Norm::Layer => row.iter().map(|&v| i32::from(v)).sum::<i32>(),
+        Norm::Rms => 0,
+    };
     let big = row
         .iter()
         .map(|&v| (d * i32::from(v) - sum).unsigned_abs())
@@ -108,25 +142,31 @@ fn normalize(row: &[i16], c_bits: u32, n: &mut [i32]) {
     }
 }
 
-pub(super) fn output_type(inputs: &[&Tensor]) -> Result<(DType, Vec<usize>), OpError> {
-    dims(inputs)?;
+pub(super) fn output_type(norm: Norm, inputs: &[&Tensor]) -> Result<(DType, Vec<usize>), OpError> {
+    dims(norm, inputs)?;
     Ok((DType::I16, inputs[0].shape().to_vec()))
 }
 
-pub(super) fn native(inputs: &[&Tensor]) -> Result<Tensor, OpError> {
-    let (_, d, c_bits) = dims(inputs)?;
+pub(super) fn native(norm: Norm, inputs: &[&Tensor]) -> Result<Tensor, OpError> {
+    let (_, d, c_bits) = dims(norm, inputs)?;
     let x = inputs[0].as_i16()?.as_slice().expect("standard layout");
-    let scales = channel_scales("layer_norm", inputs[1], d)?;
-    let bias = inputs[2].as_i32()?.as_slice().expect("standard layout");
+    let scales = channel_scales(norm.name(), inputs[1], d)?;
+    let bias = match inputs.get(2) {
+        Some(b) => b.as_i32()?.as_slice().expect("standard layout"),
+        None => &[],
+    };
     let mut y = vec![0i16; x.len()];
     y.par_chunks_mut(d)
         .zip(x.par_chunks(d))
         .for_each(|(out, row)| {
             let mut n = vec![0i32; d];
-            normalize(row, c_bits, &mut n);
+            normalize(norm, row, c_bits, &mut n);
             for (j, (dst, &v)) in out.iter_mut().zip(&n).enumerate() {
-                let r = i32::from(scales[j].apply_i16(v, 0));
-                *dst = r.saturating_add(bias[j]).clamp(-32768, 32767) as i16;
+                let r = scales[j].apply_i16(v, 0);
+                *dst = match bias.get(j) {
+                    Some(&b) => i32::from(r).saturating_add(b).clamp(-32768, 32767) as i16,
+                    None => r,
+                };
             }
         });
     Ok(Tensor::I16(
@@ -134,9 +174,9 @@ pub(super) fn native(inputs: &[&Tensor]) -> Result<Tensor, OpError> {
     ))
 }
 
-pub(super) fn kernel_params(inputs: &[&Tensor]) -> Vec<i32> {
-    let (rows, d, c_bits) = dims(inputs).expect("checked by output_type");
-    LAYOUT.encode(&[
+pub(super) fn kernel_params(norm: Norm, inputs: &[&Tensor]) -> Vec<i32> {
+    let (rows, d, c_bits) = dims(norm, inputs).expect("checked by output_type");
+    norm.layout().encode(&[
         ("rows", rows as i32),
         ("d", d as i32),
         ("c_bits", c_bits as i32),
@@ -146,6 +186,12 @@ pub(super) fn kernel_params(inputs: &[&Tensor]) -> Vec<i32> {
 /// The params words of a LayerNorm node after the lengths: rows, row length, bits of `c'`.
 pub(super) const LAYOUT: ParamLayout = ParamLayout {
     inputs: 3,
+    fields: &["rows", "d", "c_bits"],
+};
+
+/// The params words of an RMSNorm node after the lengths: as LayerNorm's, for two inputs.
+pub(super) const RMS_LAYOUT: ParamLayout = ParamLayout {
+    inputs: 2,
     fields: &["rows", "d", "c_bits"],
 };
 
@@ -177,34 +223,39 @@ fn emit_isqrt(a: &mut Assembler, v: u32, out: u32) {
         .label(&done);
 }
 
-/// Registers: s3 x row, s4 scales, s5 bias, s6 output (advancing), s7 rows left, s8 d, s9 the
-/// row's end, s10 the row's sum, s11 the shift of `c` (positive: left), gp σ16, tp whether it is a right
-/// shift.
-pub(super) fn kernel() -> Result<ElfImage, KernelError> {
-    let p = |f| LAYOUT.offset(f);
-    build_kernel(&LAYOUT, |a| {
-        a.li(T3, TABLE_ADDR as i32)
-            .lw(S3, 0, T3)
-            .lw(S4, 4, T3)
-            .lw(S5, 8, T3)
-            .lw(S6, 12, T3)
-            .lw(S7, p("rows"), S0)
+/// Registers: s3 x row, s4 scales, s5 bias (LayerNorm), s6 output (advancing), s7 rows left, s8
+/// d, s9 the row's end, s10 the row's sum (0 for RMSNorm), s11 the shift of `c` (positive: left),
+/// gp σ16, tp whether it is a right shift.
+pub(super) fn kernel(norm: Norm) -> Result<ElfImage, KernelError> {
+    let layout = norm.layout();
+    let p = |f| layout.offset(f);
+    build_kernel(layout, |a| {
+        a.li(T3, TABLE_ADDR as i32).lw(S3, 0, T3).lw(S4, 4, T3);
+        match norm {
+            Norm::Layer => a.lw(S5, 8, T3).lw(S6, 12, T3),
+            Norm::Rms => a.lw(S6, 8, T3),
+        };
+        a.lw(S7, p("rows"), S0)
             .lw(S8, p("d"), S0)
             .label("row")
             .beq(S7, ZERO, "norm_done")
             .slli(S9, S8, 1)
-            .add(S9, S3, S9)
+            .add(S9, S3, S9);
+        match norm {
             // Mean.
-            .li(T0, 0)
-            .mv(T1, S3)
-            .label("sum")
-            .lh(T2, 0, T1)
-            .add(T0, T0, T2)
-            .addi(T1, T1, 2)
-            .bltu(T1, S9, "sum")
-            .mv(S10, T0)
-            // Largest |d·x − Σx|.
-            .li(T0, 0)
+            Norm::Layer => a
+                .li(T0, 0)
+                .mv(T1, S3)
+                .label("sum")
+                .lh(T2, 0, T1)
+                .add(T0, T0, T2)
+                .addi(T1, T1, 2)
+                .bltu(T1, S9, "sum")
+                .mv(S10, T0),
+            Norm::Rms => a.li(S10, 0),
+        };
+        // Largest |d·x − Σx|.
+        a.li(T0, 0)
             .mv(T1, S3)
             .label("big")
             .lh(T2, 0, T1)
@@ -249,13 +300,11 @@ pub(super) fn kernel() -> Result<ElfImage, KernelError> {
             .divu(T0, T0, S8)
             .slli(T0, T0, 8);
         emit_isqrt(a, T0, GP);
-        a.label("ln_emit")
-            .mv(T1, S3)
-            .mv(A7, S4)
-            .mv(RA, S5)
-            .label("out")
-            .li(T0, 0)
-            .beq(GP, ZERO, "normalized");
+        a.label("ln_emit").mv(T1, S3).mv(A7, S4);
+        if norm == Norm::Layer {
+            a.mv(RA, S5);
+        }
+        a.label("out").li(T0, 0).beq(GP, ZERO, "normalized");
         emit_centred(a, T1, T0);
         a.slli(T0, T0, 16)
             .div(T0, T0, GP)
@@ -263,22 +312,24 @@ pub(super) fn kernel() -> Result<ElfImage, KernelError> {
             .lw(A1, 0, A7)
             .lw(A2, 4, A7);
         emit_requant_clamped(a, T0, A1, A2, A0, (-32768, 32767));
-        // y = clamp16(r + bias[j]), the sum taken in 32 bits (r and bias both well inside).
-        a.lw(T2, 0, RA)
-            .add(A0, A0, T2)
-            .li(T2, 32767)
-            .bge(T2, A0, "not_high")
-            .mv(A0, T2)
-            .label("not_high")
-            .li(T2, -32768)
-            .bge(A0, T2, "not_low")
-            .mv(A0, T2)
-            .label("not_low")
-            .sh(A0, 0, S6)
-            .addi(S6, S6, 2)
-            .addi(A7, A7, 8)
-            .addi(RA, RA, 4)
-            .addi(T1, T1, 2)
+        if norm == Norm::Layer {
+            // y = clamp16(r + bias[j]), the sum taken in 32 bits (r and bias both well inside).
+            a.lw(T2, 0, RA)
+                .add(A0, A0, T2)
+                .li(T2, 32767)
+                .bge(T2, A0, "not_high")
+                .mv(A0, T2)
+                .label("not_high")
+                .li(T2, -32768)
+                .bge(A0, T2, "not_low")
+                .mv(A0, T2)
+                .label("not_low");
+        }
+        a.sh(A0, 0, S6).addi(S6, S6, 2).addi(A7, A7, 8);
+        if norm == Norm::Layer {
+            a.addi(RA, RA, 4);
+        }
+        a.addi(T1, T1, 2)
             .bltu(T1, S9, "out")
             .mv(S3, S9)
             .addi(S7, S7, -1)
@@ -375,7 +426,7 @@ mod tests {
         let bias = Tensor::I32(ArrayD::zeros(IxDyn(&[d])));
         for max in [50i16, 3000, i16::MAX] {
             let x = random_i16(&mut rng, &[2, d], max);
-            let y = native(&[&x, &scale, &bias]).unwrap();
+            let y = native(Norm::Layer, &[&x, &scale, &bias]).unwrap();
             for (row, out) in x
                 .as_i16()
                 .unwrap()
@@ -394,6 +445,108 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn rms_norm_native_equals_vm_on_odd_shapes_and_extremes() {
+        let (mut rng, seed) =
+            test_rng("layernorm::rms_norm_native_equals_vm_on_odd_shapes_and_extremes");
+        // (shape, largest |x|)
+        let cases: [(&[usize], i16); 7] = [
+            (&[1, 1], 100),
+            (&[3, 7], 3),
+            (&[5, 64], i16::MAX),
+            (&[4, 3, 33], 5000),
+            (&[2, 1536], i16::MAX),
+            (&[3, 16], 0),
+            (&[1, 1 << 14], i16::MAX),
+        ];
+        for (shape, max) in cases {
+            let d = shape[shape.len() - 1];
+            let x = random_i16(&mut rng, shape, max);
+            native_equals_vm(
+                &Op::RmsNorm,
+                &[&x, &gammas(&mut rng, d)],
+                &format!("seed {seed}: rms_norm {shape:?} |x| ≤ {max}"),
+            );
+        }
+        // Rows of one extreme value, and of int16's two ends.
+        let mut v = vec![i16::MIN; 8];
+        v.extend([i16::MAX; 8]);
+        v.extend([i16::MIN, i16::MAX, 0, 1, -1, i16::MIN, i16::MAX, 7]);
+        let x = Tensor::I16(ArrayD::from_shape_vec(IxDyn(&[3, 8]), v).unwrap());
+        native_equals_vm(
+            &Op::RmsNorm,
+            &[&x, &gammas(&mut rng, 8)],
+            &format!("seed {seed}: rms_norm extremes"),
+        );
+    }
+
+    /// With γ = 1 (in units of 1/1000) the output is the float RMSNorm within a few thousandths.
+    #[test]
+    fn rms_norm_is_close_to_the_float_one() {
+        let (mut rng, seed) = test_rng("layernorm::rms_norm_is_close_to_the_float_one");
+        let d = 64;
+        let one = Requant::from_scale(1000.0 / 4096.0).unwrap();
+        let scale = Tensor::I32(
+            ArrayD::from_shape_vec(
+                IxDyn(&[d, 2]),
+                (0..d)
+                    .flat_map(|_| [one.multiplier, one.shift as i32])
+                    .collect(),
+            )
+            .unwrap(),
+        );
+        for max in [50i16, 3000, i16::MAX] {
+            let x = random_i16(&mut rng, &[3, d], max);
+            let y = native(Norm::Rms, &[&x, &scale]).unwrap();
+            for (row, out) in x
+                .as_i16()
+                .unwrap()
+                .rows()
+                .into_iter()
+                .zip(y.as_i16().unwrap().rows())
+            {
+                let v: Vec<f64> = row.iter().map(|&v| f64::from(v)).collect();
+                let rms = (v.iter().map(|x| x * x).sum::<f64>() / d as f64).sqrt();
+                for (x, &y) in v.iter().zip(out) {
+                    let want = x / rms * 1000.0;
+                    assert!(
+                        (want - f64::from(y)).abs() < 5.0,
+                        "seed {seed}: |x| ≤ {max}: {want} vs {y}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rms_norm_names_what_does_not_fit() {
+        let (mut rng, _) = test_rng("layernorm::rms_norm_names_what_does_not_fit");
+        let x = random_i16(&mut rng, &[2, 4], 10);
+        let x8 = random_i8(&mut rng, &[2, 4]);
+        let empty = random_i16(&mut rng, &[2, 0], 10);
+        let scale = gammas(&mut rng, 4);
+        let scale3 = gammas(&mut rng, 3);
+        let bias = random_i32(&mut rng, &[4], 0..1);
+        let bad_shift = Tensor::I32(
+            ArrayD::from_shape_vec(IxDyn(&[4, 2]), vec![1, 0, 1, 63, 1, 1, 1, 1]).unwrap(),
+        );
+        let cases: [(&[&Tensor], &str); 6] = [
+            (&[&x8, &scale], "needs i16 x"),
+            (&[&x, &scale3], "scale must be i32 [4, 2]"),
+            (&[&x, &scale, &bias], "takes 2 inputs"),
+            (&[&empty, &scale], "1 ≤ d"),
+            (&[&x, &bad_shift], "output channel 0"),
+            (&[&x], "takes 2 inputs"),
+        ];
+        for (inputs, want) in cases {
+            let err = Op::RmsNorm.native(inputs).unwrap_err().to_string();
+            assert!(
+                err.contains("rms_norm") && err.contains(want),
+                "{err} (wanted {want})"
+            );
         }
     }
 

@@ -41,6 +41,8 @@ pub use matmul::MatMul;
 pub use maxpool::MaxPool2d;
 pub use mul::Mul16;
 
+use layernorm::Norm;
+
 use crate::kernel::{run_kernel, KernelError, KernelRun};
 use crate::tensor::{DType, Tensor, TensorError};
 use opml_vm::ElfImage;
@@ -133,6 +135,9 @@ pub enum Op {
     /// int16 `[n]` → int32 `[1]`: the index of the first largest element (a language model's
     /// logits).
     ArgMax16,
+    /// int16 `x[.., d]`, int32 `scale[d, 2]` (γ) → int16, RMS-normalized over the last axis in
+    /// integers (the LayerNorm computation without the mean and β).
+    RmsNorm,
 }
 
 /// The kinds of op; each has one fixed VM kernel image.
@@ -174,11 +179,13 @@ pub enum OpKind {
     Mul16,
     /// [`Op::ArgMax16`]
     ArgMax16,
+    /// [`Op::RmsNorm`]
+    RmsNorm,
 }
 
 impl OpKind {
     /// Every kind.
-    pub const ALL: [OpKind; 18] = [
+    pub const ALL: [OpKind; 19] = [
         Self::Relu,
         Self::Reshape,
         Self::ArgMax,
@@ -197,6 +204,7 @@ impl OpKind {
         Self::Concat,
         Self::Mul16,
         Self::ArgMax16,
+        Self::RmsNorm,
     ];
 
     /// The kind's name in model files and reports.
@@ -220,6 +228,7 @@ impl OpKind {
             Self::Concat => "concat",
             Self::Mul16 => "mul16",
             Self::ArgMax16 => "arg_max16",
+            Self::RmsNorm => "rms_norm",
         }
     }
 
@@ -258,7 +267,8 @@ impl OpKind {
                 Self::Concat => concat::kernel(),
                 Self::MatMul => matmul::kernel(),
                 Self::Transpose => transpose::kernel(),
-                Self::LayerNorm => layernorm::kernel(),
+                Self::LayerNorm => layernorm::kernel(Norm::Layer),
+                Self::RmsNorm => layernorm::kernel(Norm::Rms),
                 Self::Lookup => lookup::kernel(),
                 Self::Softmax => softmax::kernel(),
             };
@@ -308,6 +318,7 @@ impl Op {
             Self::Softmax => OpKind::Softmax,
             Self::Mul16(_) => OpKind::Mul16,
             Self::ArgMax16 => OpKind::ArgMax16,
+            Self::RmsNorm => OpKind::RmsNorm,
         }
     }
 
@@ -329,7 +340,8 @@ impl Op {
             Self::Concat { axis } => concat::output_type(*axis, inputs),
             Self::MatMul(x) => x.output_type(inputs),
             Self::Transpose { perm } => transpose::output_type(perm, inputs),
-            Self::LayerNorm => layernorm::output_type(inputs),
+            Self::LayerNorm => layernorm::output_type(Norm::Layer, inputs),
+            Self::RmsNorm => layernorm::output_type(Norm::Rms, inputs),
             Self::Lookup => lookup::output_type(inputs),
             Self::Softmax => softmax::output_type(inputs),
         }
@@ -353,7 +365,8 @@ impl Op {
             Self::Concat { axis } => concat::native(*axis, inputs),
             Self::MatMul(x) => x.native(inputs),
             Self::Transpose { perm } => transpose::native(perm, inputs[0]),
-            Self::LayerNorm => layernorm::native(inputs),
+            Self::LayerNorm => layernorm::native(Norm::Layer, inputs),
+            Self::RmsNorm => layernorm::native(Norm::Rms, inputs),
             Self::Lookup => lookup::native(inputs),
             Self::Softmax => softmax::native(inputs),
         }
@@ -376,7 +389,8 @@ impl Op {
             Self::Concat { axis } => concat::kernel_params(*axis, inputs),
             Self::MatMul(x) => x.kernel_params(inputs),
             Self::Transpose { perm } => transpose::kernel_params(perm, inputs[0]),
-            Self::LayerNorm => layernorm::kernel_params(inputs),
+            Self::LayerNorm => layernorm::kernel_params(Norm::Layer, inputs),
+            Self::RmsNorm => layernorm::kernel_params(Norm::Rms, inputs),
             Self::Softmax => softmax::kernel_params(inputs),
         })
     }
@@ -591,6 +605,10 @@ mod tests {
             (
                 OpKind::ArgMax16,
                 "f5a2c421a4f85bdc17124b349eec4c807076d29321ad01c3b4ae368e49605754",
+            ),
+            (
+                OpKind::RmsNorm,
+                "297d54a81c700bea795c62354794242c0be14025364721e9a70c51c33cdfcb5f",
             ),
         ];
         assert_eq!(pinned.len(), OpKind::ALL.len(), "pin every kind");
