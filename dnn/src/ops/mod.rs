@@ -138,6 +138,9 @@ pub enum Op {
     /// int16 `x[.., d]`, int32 `scale[d, 2]` (γ) → int16, RMS-normalized over the last axis in
     /// integers (the LayerNorm computation without the mean and β).
     RmsNorm,
+    /// int16 scores `x[.., t, n]`, int16 `exp_table[L]` → int16 probabilities in Q15 over the last
+    /// axis, query `i` of each block seeing the keys `0..=i + n − t` (a decoder's attention).
+    CausalSoftmax,
 }
 
 /// The kinds of op; each has one fixed VM kernel image.
@@ -181,11 +184,13 @@ pub enum OpKind {
     ArgMax16,
     /// [`Op::RmsNorm`]
     RmsNorm,
+    /// [`Op::CausalSoftmax`]
+    CausalSoftmax,
 }
 
 impl OpKind {
     /// Every kind.
-    pub const ALL: [OpKind; 19] = [
+    pub const ALL: [OpKind; 20] = [
         Self::Relu,
         Self::Reshape,
         Self::ArgMax,
@@ -205,6 +210,7 @@ impl OpKind {
         Self::Mul16,
         Self::ArgMax16,
         Self::RmsNorm,
+        Self::CausalSoftmax,
     ];
 
     /// The kind's name in model files and reports.
@@ -229,6 +235,7 @@ impl OpKind {
             Self::Mul16 => "mul16",
             Self::ArgMax16 => "arg_max16",
             Self::RmsNorm => "rms_norm",
+            Self::CausalSoftmax => "causal_softmax",
         }
     }
 
@@ -270,7 +277,8 @@ impl OpKind {
                 Self::LayerNorm => layernorm::kernel(Norm::Layer),
                 Self::RmsNorm => layernorm::kernel(Norm::Rms),
                 Self::Lookup => lookup::kernel(),
-                Self::Softmax => softmax::kernel(),
+                Self::Softmax => softmax::kernel(softmax::Keys::Masked),
+                Self::CausalSoftmax => softmax::kernel(softmax::Keys::Causal),
             };
             built.unwrap_or_else(|e| panic!("the {} kernel does not build: {e}", self.name()))
         })
@@ -319,6 +327,7 @@ impl Op {
             Self::Mul16(_) => OpKind::Mul16,
             Self::ArgMax16 => OpKind::ArgMax16,
             Self::RmsNorm => OpKind::RmsNorm,
+            Self::CausalSoftmax => OpKind::CausalSoftmax,
         }
     }
 
@@ -344,6 +353,7 @@ impl Op {
             Self::RmsNorm => layernorm::output_type(Norm::Rms, inputs),
             Self::Lookup => lookup::output_type(inputs),
             Self::Softmax => softmax::output_type(inputs),
+            Self::CausalSoftmax => softmax::causal_output_type(inputs),
         }
     }
 
@@ -369,6 +379,7 @@ impl Op {
             Self::RmsNorm => layernorm::native(Norm::Rms, inputs),
             Self::Lookup => lookup::native(inputs),
             Self::Softmax => softmax::native(inputs),
+            Self::CausalSoftmax => softmax::causal_native(inputs),
         }
     }
 
@@ -392,6 +403,7 @@ impl Op {
             Self::LayerNorm => layernorm::kernel_params(Norm::Layer, inputs),
             Self::RmsNorm => layernorm::kernel_params(Norm::Rms, inputs),
             Self::Softmax => softmax::kernel_params(inputs),
+            Self::CausalSoftmax => softmax::causal_kernel_params(inputs),
         })
     }
 
@@ -609,6 +621,10 @@ mod tests {
             (
                 OpKind::RmsNorm,
                 "297d54a81c700bea795c62354794242c0be14025364721e9a70c51c33cdfcb5f",
+            ),
+            (
+                OpKind::CausalSoftmax,
+                "739e09bfdcccc08247feb6610cd27feaf90f128d693ba4ce826784ca591bd5c7",
             ),
         ];
         assert_eq!(pinned.len(), OpKind::ALL.len(), "pin every kind");

@@ -8,9 +8,15 @@
 //! a weight of the model, so its commitment covers it), and the output is the probability in Q15
 //! (scale 2^-15). A table of `L` entries covers score gaps up to `L − 1`; beyond, a key's weight is
 //! taken as 0, which the import makes true to int16 precision by sizing the table.
+//!
+//! Causal softmax (kind `causal_softmax`, a decoder's attention) is the same with the mask given by
+//! position instead of an input: `x [.., t, n]` holds the scores of `t` queries, the last `t` of `n`
+//! positions, so query `i` sees the keys `0..=i + (n − t)` (itself and those before it). The offset
+//! comes from the shapes alone, so a KV-cached decode step (`t = 1`, `n` cached keys plus its own)
+//! and a prefill (`t = n`) need no extra input. One kernel writer builds both kernels.
 
 use super::{arity, input_error, OpError};
-use crate::asm::reg::*;
+use crate::asm::{reg::*, Assembler};
 use crate::kernel::{build_kernel, KernelError, ParamLayout, TABLE_ADDR};
 use crate::tensor::{DType, Tensor};
 use ndarray::{ArrayD, IxDyn};
@@ -19,6 +25,47 @@ use rayon::prelude::*;
 
 /// The most entries of the exp table (every gap between two int16 scores).
 pub(super) const MAX_TABLE: usize = 1 << 16;
+
+/// Checks the exp table `[L]`, 1 ≤ L ≤ [`MAX_TABLE`].
+fn check_table(op: &'static str, table: &Tensor) -> Result<(), OpError> {
+    if !matches!(table.shape(), [l] if (1..=MAX_TABLE).contains(l)) {
+        return Err(input_error(
+            op,
+            format!(
+                "the exp table must be [L], 1 ≤ L ≤ {MAX_TABLE}; got {:?}",
+                table.shape()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `(rows, t, n)` of a causal softmax's `x [.., t, n]`, `table [L]`: 1 ≤ t ≤ n.
+fn causal_dims(inputs: &[&Tensor]) -> Result<(usize, usize, usize), OpError> {
+    const OP: &str = "causal_softmax";
+    arity(OP, inputs, 2)?;
+    let (x, table) = (inputs[0], inputs[1]);
+    if [x.dtype(), table.dtype()] != [DType::I16, DType::I16] {
+        return Err(input_error(
+            OP,
+            format!(
+                "needs i16 x and an i16 exp table; got {:?}",
+                [x.dtype(), table.dtype()]
+            ),
+        ));
+    }
+    let (t, n) = match x.shape() {
+        [.., t, n] if (1..=MAX_TABLE).contains(n) && (1..=*n).contains(t) => (*t, *n),
+        shape => {
+            return Err(input_error(
+                OP,
+                format!("x must be [.., t, n] with 1 ≤ t ≤ n ≤ {MAX_TABLE}, got {shape:?}"),
+            ))
+        }
+    };
+    check_table(OP, table)?;
+    Ok((x.len() / n, t, n))
+}
 
 /// `(rows, n)` of `x [.., n]`, `mask [n]`, `table [L]`.
 fn dims(inputs: &[&Tensor]) -> Result<(usize, usize), OpError> {
@@ -49,15 +96,7 @@ fn dims(inputs: &[&Tensor]) -> Result<(usize, usize), OpError> {
             format!("mask must be [{n}], got {:?}", mask.shape()),
         ));
     }
-    if !matches!(table.shape(), [l] if (1..=MAX_TABLE).contains(l)) {
-        return Err(input_error(
-            "softmax",
-            format!(
-                "the exp table must be [L], 1 ≤ L ≤ {MAX_TABLE}; got {:?}",
-                table.shape()
-            ),
-        ));
-    }
+    check_table("softmax", table)?;
     Ok((x.len() / n, n))
 }
 
@@ -66,22 +105,27 @@ pub(super) fn output_type(inputs: &[&Tensor]) -> Result<(DType, Vec<usize>), OpE
     Ok((DType::I16, inputs[0].shape().to_vec()))
 }
 
-/// One row's probabilities.
-fn row_softmax(x: &[i16], mask: &[i32], table: &[i16], out: &mut [i16]) {
+pub(super) fn causal_output_type(inputs: &[&Tensor]) -> Result<(DType, Vec<usize>), OpError> {
+    causal_dims(inputs)?;
+    Ok((DType::I16, inputs[0].shape().to_vec()))
+}
+
+/// One row's probabilities over the keys `j` with `visible(j)`.
+fn row_softmax(x: &[i16], visible: impl Fn(usize) -> bool, table: &[i16], out: &mut [i16]) {
     let m = x
         .iter()
-        .zip(mask)
-        .filter(|(_, &k)| k != 0)
-        .map(|(&v, _)| i32::from(v))
+        .enumerate()
+        .filter(|(j, _)| visible(*j))
+        .map(|(_, &v)| i32::from(v))
         .max();
     let Some(m) = m else {
         out.fill(0);
         return;
     };
     let mut sum = 0i32;
-    for ((dst, &v), &k) in out.iter_mut().zip(x).zip(mask) {
+    for (j, (dst, &v)) in out.iter_mut().zip(x).enumerate() {
         let gap = (m - i32::from(v)) as usize;
-        *dst = if k != 0 && gap < table.len() {
+        *dst = if visible(j) && gap < table.len() {
             table[gap]
         } else {
             0
@@ -105,10 +149,37 @@ pub(super) fn native(inputs: &[&Tensor]) -> Result<Tensor, OpError> {
     let mut y = vec![0i16; x.len()];
     y.par_chunks_mut(n)
         .zip(x.par_chunks(n))
-        .for_each(|(out, row)| row_softmax(row, mask, table, out));
+        .for_each(|(out, row)| row_softmax(row, |j| mask[j] != 0, table, out));
     Ok(Tensor::I16(
         ArrayD::from_shape_vec(IxDyn(inputs[0].shape()), y).expect("the input's shape"),
     ))
+}
+
+pub(super) fn causal_native(inputs: &[&Tensor]) -> Result<Tensor, OpError> {
+    let (_, t, n) = causal_dims(inputs)?;
+    let x = inputs[0].as_i16()?.as_slice().expect("standard layout");
+    let table = inputs[1].as_i16()?.as_slice().expect("standard layout");
+    let mut y = vec![0i16; x.len()];
+    y.par_chunks_mut(n)
+        .zip(x.par_chunks(n))
+        .enumerate()
+        .for_each(|(r, (out, row))| {
+            let last = r % t + (n - t);
+            row_softmax(row, |j| j <= last, table, out)
+        });
+    Ok(Tensor::I16(
+        ArrayD::from_shape_vec(IxDyn(inputs[0].shape()), y).expect("the input's shape"),
+    ))
+}
+
+pub(super) fn causal_kernel_params(inputs: &[&Tensor]) -> Vec<i32> {
+    let (rows, t, n) = causal_dims(inputs).expect("checked by output_type");
+    CAUSAL_LAYOUT.encode(&[
+        ("rows", rows as i32),
+        ("t", t as i32),
+        ("n", n as i32),
+        ("table_len", inputs[1].len() as i32),
+    ])
 }
 
 pub(super) fn kernel_params(inputs: &[&Tensor]) -> Vec<i32> {
@@ -126,31 +197,70 @@ pub(super) const LAYOUT: ParamLayout = ParamLayout {
     fields: &["rows", "n", "table_len"],
 };
 
-/// Registers: s3 x row, s4 mask, s5 table, s6 output row, s7 rows left, s8 n, s9 table length,
-/// s10 the row's max, s11 the row's sum.
-pub(super) fn kernel() -> Result<ElfImage, KernelError> {
-    let p = |f| LAYOUT.offset(f);
-    build_kernel(&LAYOUT, |a| {
-        a.li(T3, TABLE_ADDR as i32)
-            .lw(S3, 0, T3)
-            .lw(S4, 4, T3)
-            .lw(S5, 8, T3)
-            .lw(S6, 12, T3)
-            .lw(S7, p("rows"), S0)
-            .lw(S8, p("n"), S0)
-            .lw(S9, p("table_len"), S0)
-            .label("sm_row")
-            .beq(S7, ZERO, "sm_done")
-            // s10 = max over unmasked keys, or below every int16 when none is.
-            .li(S10, -32769)
-            .li(T0, 0)
-            .label("sm_max")
-            .bgeu(T0, S8, "sm_max_done")
+/// The params words of a causal softmax node after the lengths: rows (all of `x`'s), queries per
+/// block, row length, exp table entries.
+pub(super) const CAUSAL_LAYOUT: ParamLayout = ParamLayout {
+    inputs: 2,
+    fields: &["rows", "t", "n", "table_len"],
+};
+
+/// Which keys a softmax row sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Keys {
+    /// Kind `softmax`: those with `mask[j] ≠ 0`.
+    Masked,
+    /// Kind `causal_softmax`: `0..=i + (n − t)` for query `i` of its block.
+    Causal,
+}
+
+/// Emits a jump to `hidden` when key `t0` is not visible to the current row.
+fn emit_hidden(a: &mut Assembler, keys: Keys, hidden: &str) {
+    match keys {
+        Keys::Masked => a
             .slli(T1, T0, 2)
             .add(T1, S4, T1)
             .lw(T1, 0, T1)
-            .beq(T1, ZERO, "sm_max_next")
-            .slli(T1, T0, 1)
+            .beq(T1, ZERO, hidden),
+        Keys::Causal => a.bltu(S4, T0, hidden),
+    };
+}
+
+/// Registers: s3 x row, s4 mask (causal: the row's last visible key), s5 table, s6 output row, s7
+/// rows left, s8 n, s9 table length, s10 the row's max, s11 the row's sum; causal only: a5 the
+/// query's index in its block, a6 `n − t`.
+pub(super) fn kernel(keys: Keys) -> Result<ElfImage, KernelError> {
+    let layout = match keys {
+        Keys::Masked => &LAYOUT,
+        Keys::Causal => &CAUSAL_LAYOUT,
+    };
+    let p = |f| layout.offset(f);
+    build_kernel(layout, |a| {
+        a.li(T3, TABLE_ADDR as i32).lw(S3, 0, T3);
+        match keys {
+            Keys::Masked => a.lw(S4, 4, T3).lw(S5, 8, T3).lw(S6, 12, T3),
+            Keys::Causal => a
+                .lw(S5, 4, T3)
+                .lw(S6, 8, T3)
+                .li(A5, 0)
+                .lw(A6, p("n"), S0)
+                .lw(T1, p("t"), S0)
+                .sub(A6, A6, T1),
+        };
+        a.lw(S7, p("rows"), S0)
+            .lw(S8, p("n"), S0)
+            .lw(S9, p("table_len"), S0)
+            .label("sm_row")
+            .beq(S7, ZERO, "sm_done");
+        if keys == Keys::Causal {
+            a.add(S4, A5, A6);
+        }
+        // s10 = max over visible keys, or below every int16 when none is.
+        a.li(S10, -32769)
+            .li(T0, 0)
+            .label("sm_max")
+            .bgeu(T0, S8, "sm_max_done");
+        emit_hidden(a, keys, "sm_max_next");
+        a.slli(T1, T0, 1)
             .add(T1, S3, T1)
             .lh(T1, 0, T1)
             .bge(S10, T1, "sm_max_next")
@@ -164,12 +274,9 @@ pub(super) fn kernel() -> Result<ElfImage, KernelError> {
             .li(T0, 0)
             .label("sm_exp")
             .bgeu(T0, S8, "sm_exp_done")
-            .li(T2, 0)
-            .slli(T1, T0, 2)
-            .add(T1, S4, T1)
-            .lw(T1, 0, T1)
-            .beq(T1, ZERO, "sm_exp_store")
-            .slli(T1, T0, 1)
+            .li(T2, 0);
+        emit_hidden(a, keys, "sm_exp_store");
+        a.slli(T1, T0, 1)
             .add(T1, S3, T1)
             .lh(T1, 0, T1)
             .sub(T1, S10, T1)
@@ -213,9 +320,15 @@ pub(super) fn kernel() -> Result<ElfImage, KernelError> {
             .slli(T0, S8, 1)
             .add(S3, S3, T0)
             .add(S6, S6, T0)
-            .addi(S7, S7, -1)
-            .j("sm_row")
-            .label("sm_done");
+            .addi(S7, S7, -1);
+        if keys == Keys::Causal {
+            // The next query of the block, or the first of the next block.
+            a.addi(A5, A5, 1)
+                .lw(T1, p("t"), S0)
+                .bne(A5, T1, "sm_row")
+                .li(A5, 0);
+        }
+        a.j("sm_row").label("sm_done");
     })
 }
 
@@ -272,6 +385,109 @@ mod tests {
                 &Op::Softmax,
                 &[&x, &m, &table],
                 &format!("seed {seed}: softmax {shape:?} masked {masked:?} table {len}"),
+            );
+        }
+    }
+
+    #[test]
+    fn causal_native_equals_vm_on_odd_shapes() {
+        let (mut rng, seed) = test_rng("softmax::causal_native_equals_vm_on_odd_shapes");
+        // (shape [.., t, n], largest |x|, table length)
+        let cases: [(&[usize], i16, usize); 8] = [
+            (&[1, 1], 100, 1),
+            (&[4, 1, 1], 100, 16),
+            (&[4, 1, 9], 3000, 4096),
+            (&[4, 7, 7], i16::MAX, MAX_TABLE),
+            (&[3, 5, 12], 20_000, 700),
+            (&[2, 2, 3, 3], 50, 16),
+            (&[1, 33, 40], 3000, 2048),
+            (&[9, 9], i16::MAX, MAX_TABLE),
+        ];
+        for (shape, max, len) in cases {
+            let x = random_i16(&mut rng, shape, max);
+            let table = exp_table(rng.gen_range(1e-4..0.05), len);
+            native_equals_vm(
+                &Op::CausalSoftmax,
+                &[&x, &table],
+                &format!("seed {seed}: causal_softmax {shape:?} table {len}"),
+            );
+        }
+        // A hostile table, and scores at int16's ends.
+        let mut v = vec![i16::MIN; 9];
+        v.extend([
+            i16::MAX,
+            i16::MIN,
+            i16::MAX,
+            0,
+            0,
+            0,
+            i16::MIN,
+            i16::MAX,
+            -1,
+        ]);
+        let x = Tensor::I16(ndarray::ArrayD::from_shape_vec(IxDyn(&[2, 3, 3]), v).unwrap());
+        for table in [random_i16(&mut rng, &[300], i16::MAX), exp_table(0.01, 7)] {
+            native_equals_vm(
+                &Op::CausalSoftmax,
+                &[&x, &table],
+                &format!("seed {seed}: causal_softmax extremes"),
+            );
+        }
+    }
+
+    /// A causal row is the masked softmax with the mask of the keys it may see; later keys get 0.
+    #[test]
+    fn causal_is_the_masked_softmax_of_the_earlier_keys() {
+        let (mut rng, seed) = test_rng("softmax::causal_is_the_masked_softmax_of_the_earlier_keys");
+        let (t, n) = (3, 5);
+        let x = random_i16(&mut rng, &[2, t, n], 400);
+        let table = exp_table(0.01, 2048);
+        let y = causal_native(&[&x, &table]).unwrap();
+        let (xs, ys) = (x.as_i16().unwrap(), y.as_i16().unwrap());
+        for h in 0..2 {
+            for i in 0..t {
+                let m = mask((0..n).map(|j| i32::from(j <= i + n - t)).collect());
+                let row = Tensor::I16(xs.slice(ndarray::s![h, i, ..]).to_owned().into_dyn());
+                let want = native(&[&row, &m, &table]).unwrap();
+                let got = ys.slice(ndarray::s![h, i, ..]).to_owned().into_dyn();
+                assert_eq!(Tensor::I16(got), want, "seed {seed}: head {h} query {i}");
+                for j in i + n - t + 1..n {
+                    assert_eq!(ys[[h, i, j]], 0, "seed {seed}: a later key");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn causal_names_what_does_not_fit() {
+        let (mut rng, _) = test_rng("softmax::causal_names_what_does_not_fit");
+        let t = exp_table(0.1, 10);
+        let cases: [(Vec<Tensor>, &str); 6] = [
+            (
+                vec![random_i16(&mut rng, &[2, 5, 4], 9), t.clone()],
+                "1 ≤ t ≤ n",
+            ),
+            (vec![random_i16(&mut rng, &[4], 9), t.clone()], "[.., t, n]"),
+            (
+                vec![random_i16(&mut rng, &[0, 0], 9), t.clone()],
+                "1 ≤ t ≤ n",
+            ),
+            (
+                vec![
+                    random_i16(&mut rng, &[2, 4], 9),
+                    random_i16(&mut rng, &[0], 1),
+                ],
+                "exp table must be",
+            ),
+            (vec![random_i8(&mut rng, &[2, 4]), t.clone()], "needs i16 x"),
+            (vec![random_i16(&mut rng, &[2, 4], 9)], "takes 2 inputs"),
+        ];
+        for (inputs, want) in cases {
+            let refs: Vec<&Tensor> = inputs.iter().collect();
+            let err = Op::CausalSoftmax.native(&refs).unwrap_err().to_string();
+            assert!(
+                err.contains("causal_softmax") && err.contains(want),
+                "{err} (wanted {want})"
             );
         }
     }
