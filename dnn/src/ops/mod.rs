@@ -31,6 +31,7 @@ mod meanpool;
 mod mul;
 mod relu;
 mod reshape;
+mod rope;
 mod softmax;
 mod transpose;
 
@@ -40,6 +41,7 @@ pub use linear::Linear;
 pub use matmul::MatMul;
 pub use maxpool::MaxPool2d;
 pub use mul::Mul16;
+pub use rope::Rope;
 
 use layernorm::Norm;
 
@@ -141,6 +143,9 @@ pub enum Op {
     /// int16 scores `x[.., t, n]`, int16 `exp_table[L]` → int16 probabilities in Q15 over the last
     /// axis, query `i` of each block seeing the keys `0..=i + n − t` (a decoder's attention).
     CausalSoftmax,
+    /// int16 `x[.., t, hd]`, int16 `cos[P, hd/2]`, int16 `sin[P, hd/2]` (Q15) → int16: rotary
+    /// position embedding, row `i` of each block at position `start + i`.
+    Rope(Rope),
 }
 
 /// The kinds of op; each has one fixed VM kernel image.
@@ -186,11 +191,13 @@ pub enum OpKind {
     RmsNorm,
     /// [`Op::CausalSoftmax`]
     CausalSoftmax,
+    /// [`Op::Rope`]
+    Rope,
 }
 
 impl OpKind {
     /// Every kind.
-    pub const ALL: [OpKind; 20] = [
+    pub const ALL: [OpKind; 21] = [
         Self::Relu,
         Self::Reshape,
         Self::ArgMax,
@@ -211,6 +218,7 @@ impl OpKind {
         Self::ArgMax16,
         Self::RmsNorm,
         Self::CausalSoftmax,
+        Self::Rope,
     ];
 
     /// The kind's name in model files and reports.
@@ -236,6 +244,7 @@ impl OpKind {
             Self::ArgMax16 => "arg_max16",
             Self::RmsNorm => "rms_norm",
             Self::CausalSoftmax => "causal_softmax",
+            Self::Rope => "rope",
         }
     }
 
@@ -279,6 +288,7 @@ impl OpKind {
                 Self::Lookup => lookup::kernel(),
                 Self::Softmax => softmax::kernel(softmax::Keys::Masked),
                 Self::CausalSoftmax => softmax::kernel(softmax::Keys::Causal),
+                Self::Rope => rope::kernel(),
             };
             built.unwrap_or_else(|e| panic!("the {} kernel does not build: {e}", self.name()))
         })
@@ -328,6 +338,7 @@ impl Op {
             Self::ArgMax16 => OpKind::ArgMax16,
             Self::RmsNorm => OpKind::RmsNorm,
             Self::CausalSoftmax => OpKind::CausalSoftmax,
+            Self::Rope(_) => OpKind::Rope,
         }
     }
 
@@ -354,6 +365,7 @@ impl Op {
             Self::Lookup => lookup::output_type(inputs),
             Self::Softmax => softmax::output_type(inputs),
             Self::CausalSoftmax => softmax::causal_output_type(inputs),
+            Self::Rope(x) => x.output_type(inputs),
         }
     }
 
@@ -380,6 +392,7 @@ impl Op {
             Self::Lookup => lookup::native(inputs),
             Self::Softmax => softmax::native(inputs),
             Self::CausalSoftmax => softmax::causal_native(inputs),
+            Self::Rope(x) => x.native(inputs),
         }
     }
 
@@ -404,6 +417,7 @@ impl Op {
             Self::RmsNorm => layernorm::kernel_params(Norm::Rms, inputs),
             Self::Softmax => softmax::kernel_params(inputs),
             Self::CausalSoftmax => softmax::causal_kernel_params(inputs),
+            Self::Rope(x) => x.kernel_params(inputs),
         })
     }
 
@@ -625,6 +639,10 @@ mod tests {
             (
                 OpKind::CausalSoftmax,
                 "739e09bfdcccc08247feb6610cd27feaf90f128d693ba4ce826784ca591bd5c7",
+            ),
+            (
+                OpKind::Rope,
+                "fe88dd87d9a1622cb82c3942989bd6027e32f5b71db8178778930061c915a72a",
             ),
         ];
         assert_eq!(pinned.len(), OpKind::ALL.len(), "pin every kind");
