@@ -14,7 +14,7 @@ use ndarray::{s, Array1, Array2, ArrayView2, Axis};
 use safetensors::SafeTensors;
 use std::path::{Path, PathBuf};
 
-mod quantize;
+pub(crate) mod quantize;
 pub use quantize::{padded_ids, MAX_NODE_STEPS};
 
 /// What is wrong with a BERT model's files or with a sequence given to it.
@@ -191,9 +191,9 @@ impl BertConfig {
 
 /// `y = x Wᵀ + b`, with `W` as stored: `[out, in]`.
 #[derive(Debug, Clone)]
-struct Dense {
-    weight: Array2<f32>,
-    bias: Array1<f32>,
+pub(crate) struct Dense {
+    pub(crate) weight: Array2<f32>,
+    pub(crate) bias: Array1<f32>,
 }
 
 impl Dense {

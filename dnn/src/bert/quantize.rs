@@ -31,38 +31,39 @@ const RANGE_MARGIN: f64 = 1.5;
 /// int16's largest magnitude.
 const I16_MAX: f64 = 32767.0;
 
-/// Builds a graph node by node, with its weights.
-struct GraphBuilder {
-    nodes: Vec<Node>,
-    weights: BTreeMap<String, Tensor>,
+/// Builds a graph node by node, with its weights (the BERT import's and the LLaMA graph's).
+#[derive(Default)]
+pub(crate) struct GraphBuilder {
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) weights: BTreeMap<String, Tensor>,
     /// The most VM steps estimated for one projection node.
-    largest_steps: u64,
+    pub(crate) largest_steps: u64,
 }
 
 impl GraphBuilder {
-    fn node(&mut self, name: String, op: Op, inputs: Vec<TensorRef>) -> TensorRef {
+    pub(crate) fn node(&mut self, name: String, op: Op, inputs: Vec<TensorRef>) -> TensorRef {
         self.nodes.push(Node { name, op, inputs });
         TensorRef::Node(self.nodes.len() - 1)
     }
 
-    fn weight(&mut self, name: String, t: Tensor) -> TensorRef {
+    pub(crate) fn weight(&mut self, name: String, t: Tensor) -> TensorRef {
         self.weights.insert(name.clone(), t);
         TensorRef::Weight(name)
     }
 
-    fn i32s(&mut self, name: String, shape: &[usize], v: Vec<i32>) -> TensorRef {
+    pub(crate) fn i32s(&mut self, name: String, shape: &[usize], v: Vec<i32>) -> TensorRef {
         let t = Tensor::I32(ArrayD::from_shape_vec(IxDyn(shape), v).expect("sized by the caller"));
         self.weight(name, t)
     }
 
-    fn i16s(&mut self, name: String, shape: &[usize], v: Vec<i16>) -> TensorRef {
+    pub(crate) fn i16s(&mut self, name: String, shape: &[usize], v: Vec<i16>) -> TensorRef {
         let t = Tensor::I16(ArrayD::from_shape_vec(IxDyn(shape), v).expect("sized by the caller"));
         self.weight(name, t)
     }
 
     /// `x [tokens, in] (scale sx) · Wᵀ + b` at scale `sy`, in tiles of output channels when one node
     /// would pass [`MAX_NODE_STEPS`].
-    fn dense(
+    pub(crate) fn dense(
         &mut self,
         name: &str,
         x: TensorRef,
@@ -125,7 +126,7 @@ impl GraphBuilder {
     }
 
     /// `a (sa) + b (sb)` at scale `sy`: both weighted by 15-bit integers onto a common scale.
-    fn add(
+    pub(crate) fn add(
         &mut self,
         name: String,
         a: TensorRef,
@@ -144,10 +145,11 @@ impl GraphBuilder {
         self.node(name, op, vec![a, b])
     }
 
-    /// LayerNorm of `x` with γ, β into scale `sy`.
-    fn layer_norm(&mut self, name: &str, x: TensorRef, ln: &LayerNorm, sy: f64) -> TensorRef {
-        let mut scale = Vec::with_capacity(2 * ln.gamma.len());
-        for &g in &ln.gamma {
+    /// The weight `{name}.scale` of a norm's γ (per channel) into scale `sy`: the requantization
+    /// of its Q12 normalized value.
+    pub(crate) fn gamma_scales(&mut self, name: &str, gamma: &[f32], sy: f64) -> TensorRef {
+        let mut scale = Vec::with_capacity(2 * gamma.len());
+        for &g in gamma {
             let g = f64::from(g) / 4096.0 / sy;
             // A γ too small for a requantization contributes nothing at int16 resolution.
             let q = if g.abs() < 2f64.powi(-31) {
@@ -163,8 +165,13 @@ impl GraphBuilder {
                 q.shift as i32,
             ]);
         }
+        self.i32s(format!("{name}.scale"), &[gamma.len(), 2], scale)
+    }
+
+    /// LayerNorm of `x` with γ, β into scale `sy`.
+    fn layer_norm(&mut self, name: &str, x: TensorRef, ln: &LayerNorm, sy: f64) -> TensorRef {
         let d = ln.gamma.len();
-        let s = self.i32s(format!("{name}.scale"), &[d, 2], scale);
+        let s = self.gamma_scales(name, ln.gamma.as_slice().expect("a vector"), sy);
         let b = self.i32s(
             format!("{name}.bias"),
             &[d],
@@ -181,13 +188,14 @@ fn clamp_i32(v: f64) -> i32 {
     v.round().clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32
 }
 
-fn clamp_i16(v: f64) -> i16 {
+/// `v` rounded into int16, saturating.
+pub(crate) fn clamp_i16(v: f64) -> i16 {
     v.round().clamp(-32768.0, I16_MAX) as i16
 }
 
 /// The table of `exp(−δ·s)` in Q15 for score gaps δ, long enough that every entry past it rounds
 /// to 0.
-fn exp_table(s: f64) -> Vec<i16> {
+pub(crate) fn exp_table(s: f64) -> Vec<i16> {
     let len = ((65536f64.ln() / s).ceil() as usize + 1).clamp(1, 1 << 16);
     (0..len)
         .map(|d| ((-(d as f64) * s).exp() * 32768.0).round().min(I16_MAX) as i16)
@@ -237,11 +245,7 @@ impl FloatBert {
         let scale = |what: &str| -> f64 {
             f64::from(ranges.get(what).copied().unwrap_or(0.0)).max(1e-6) * RANGE_MARGIN / I16_MAX
         };
-        let mut g = GraphBuilder {
-            nodes: Vec::new(),
-            weights: BTreeMap::new(),
-            largest_steps: 0,
-        };
+        let mut g = GraphBuilder::default();
 
         // Embeddings: the token's row (int16 at the table's scale) plus position and type.
         let sw = f64::from(self.word.iter().fold(0f32, |m, v| m.max(v.abs()))).max(1e-6) / I16_MAX;
