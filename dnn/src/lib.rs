@@ -15,6 +15,7 @@ pub mod executor;
 pub mod float;
 pub mod graph;
 pub mod kernel;
+pub mod llama;
 pub mod mnist;
 #[cfg(feature = "onnx")]
 pub mod onnx;
