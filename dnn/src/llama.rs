@@ -64,7 +64,7 @@ impl LlamaConfig {
                 format!("none may be 0: {self:?}"),
             );
         }
-        if self.dim % self.heads != 0 || (self.dim / self.heads) % 2 != 0 {
+        if !self.dim.is_multiple_of(self.heads) || !(self.dim / self.heads).is_multiple_of(2) {
             return bad(
                 "heads",
                 format!(

@@ -41,16 +41,17 @@ fn dims(start: u32, inputs: &[&Tensor]) -> Result<(usize, usize, usize, usize), 
             format!("needs i16 x, cos and sin; got {types:?}"),
         ));
     }
-    let (t, hd) =
-        match x.shape() {
-            [.., t, hd] if *t >= 1 && hd % 2 == 0 && (2..=MAX_HEAD).contains(hd) => (*t, *hd),
-            shape => return Err(input_error(
+    let (t, hd) = match x.shape() {
+        [.., t, hd] if *t >= 1 && hd.is_multiple_of(2) && (2..=MAX_HEAD).contains(hd) => (*t, *hd),
+        shape => {
+            return Err(input_error(
                 OP,
                 format!(
                     "x must be [.., t, hd] with t ≥ 1 and hd even in 2..={MAX_HEAD}, got {shape:?}"
                 ),
-            )),
-        };
+            ))
+        }
+    };
     let half = hd / 2;
     let positions = match cos.shape() {
         [p, h] if *h == half && cos.shape() == sin.shape() => *p,
