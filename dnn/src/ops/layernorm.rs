@@ -453,8 +453,9 @@ mod tests {
         let (mut rng, seed) =
             test_rng("layernorm::rms_norm_native_equals_vm_on_odd_shapes_and_extremes");
         // (shape, largest |x|)
-        let cases: [(&[usize], i16); 7] = [
+        let cases: [(&[usize], i16); 8] = [
             (&[1, 1], 100),
+            (&[0, 5], 100),
             (&[3, 7], 3),
             (&[5, 64], i16::MAX),
             (&[4, 3, 33], 5000),

@@ -97,7 +97,7 @@ mod tests {
                 .unwrap(),
         );
         let mut pairs = vec![(extremes, extremes_b)];
-        for shape in [&[1usize][..], &[33], &[3, 5, 7], &[2, 172]] {
+        for shape in [&[0usize][..], &[1], &[33], &[3, 0], &[3, 5, 7], &[2, 172]] {
             let max = if shape.len() == 1 { i16::MAX } else { 300 };
             pairs.push((
                 random_i16(&mut rng, shape, max),

@@ -239,8 +239,9 @@ mod tests {
     fn native_equals_vm_on_odd_shapes_and_positions() {
         let (mut rng, seed) = test_rng("rope::native_equals_vm_on_odd_shapes_and_positions");
         // (x's shape, positions, start)
-        let cases: [(&[usize], usize, u32); 7] = [
+        let cases: [(&[usize], usize, u32); 8] = [
             (&[1, 2], 1, 0),
+            (&[0, 3, 4], 3, 0),
             (&[4, 1, 16], 64, 63),
             (&[4, 5, 16], 64, 0),
             (&[3, 7, 6], 9, 2),

@@ -393,8 +393,9 @@ mod tests {
     fn causal_native_equals_vm_on_odd_shapes() {
         let (mut rng, seed) = test_rng("softmax::causal_native_equals_vm_on_odd_shapes");
         // (shape [.., t, n], largest |x|, table length)
-        let cases: [(&[usize], i16, usize); 8] = [
+        let cases: [(&[usize], i16, usize); 9] = [
             (&[1, 1], 100, 1),
+            (&[0, 2, 3], 100, 16),
             (&[4, 1, 1], 100, 16),
             (&[4, 1, 9], 3000, 4096),
             (&[4, 7, 7], i16::MAX, MAX_TABLE),
