@@ -6,6 +6,7 @@ mod bots;
 mod demo;
 mod dispute;
 mod embed;
+mod gemm_bench;
 mod model;
 mod onchain;
 mod vm;
@@ -115,6 +116,9 @@ enum BenchCommand {
     /// Native time per op and per model, VM steps and time per node and their ratio, and int8
     /// matmul throughput of the native executor against a plain scalar loop.
     Dnn(model::BenchDnnArgs),
+    /// G MAC/s of the native executor's int8 GEMM kernel (AVX-512 VNNI, AVX2 or scalar, as this
+    /// CPU allows) against the scalar reference, same shape, threads and process.
+    Gemm(gemm_bench::BenchGemmArgs),
 }
 
 /// Restores the default action of SIGPIPE (Rust ignores it, so that a write to a closed pipe
@@ -176,6 +180,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::demo(args),
         Command::Bench(BenchCommand::Gas(args)) => onchain::bench_gas(args),
         Command::Bench(BenchCommand::Dnn(args)) => model::bench_dnn(args),
+        Command::Bench(BenchCommand::Gemm(args)) => gemm_bench::bench_gemm(args),
         Command::Model(cmd) => model::run(cmd),
         Command::Infer(args) => model::infer(args),
         Command::Embed(args) => embed::embed(args),

@@ -341,6 +341,13 @@ fn every_json_output_follows_one_vocabulary() {
             None,
         ),
         case(
+            "bench gemm",
+            &[
+                "bench", "gemm", "--m", "2", "--k", "65", "--n", "33", "--runs", "1", "--json",
+            ],
+            None,
+        ),
+        case(
             "model import",
             &[
                 "model",

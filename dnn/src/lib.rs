@@ -13,6 +13,7 @@ pub mod asm;
 pub mod bert;
 pub mod executor;
 pub mod float;
+pub mod gemm;
 pub mod graph;
 pub mod kernel;
 pub mod llama;

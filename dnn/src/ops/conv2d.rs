@@ -5,6 +5,7 @@
 use super::linear::channel_scales;
 use super::{arity, input_error, OpError};
 use crate::asm::reg::*;
+use crate::gemm;
 use crate::kernel::{build_kernel, KernelError, ParamLayout, TABLE_ADDR};
 use crate::quant::emit_requant;
 use crate::tensor::{DType, Tensor};
@@ -104,51 +105,40 @@ impl Conv2d {
         let w = inputs[1].as_i8()?.as_slice().expect("standard layout");
         let bias = inputs[2].as_i32()?.as_slice().expect("standard layout");
         let scales = channel_scales("conv2d", inputs[3], d.o)?;
-        // Each output channel on its own thread; within it, every weight tap is added into a whole
-        // output row at once (contiguous for stride 1, so the compiler vectorises it). The int32
-        // sums wrap, so this order gives the bits of the VM's.
-        let mut y = vec![0i8; d.o * d.ho * d.wo];
-        y.par_chunks_mut(d.ho * d.wo)
+        // im2col: row p of `cols` holds the taps (c, ky, kx) under output pixel p, zero where they
+        // fall in the padding; then y[o, p] = bias[o] + w[o] · cols[p] by the SIMD GEMM (exact
+        // wrapping sums, as the VM's), with the weights as the left operand so that the result
+        // comes out channel by channel.
+        let taps = d.c * d.kh * d.kw;
+        let pixels = d.ho * d.wo;
+        let mut cols = vec![0i8; pixels * taps];
+        cols.par_chunks_mut(taps.max(1))
             .enumerate()
-            .for_each(|(o, out)| {
-                let mut acc = vec![bias[o]; d.ho * d.wo];
-                let taps = &w[o * d.c * d.kh * d.kw..(o + 1) * d.c * d.kh * d.kw];
+            .for_each(|(p, col)| {
+                let (oy, ox) = (p / d.wo, p % d.wo);
                 for c in 0..d.c {
                     for ky in 0..d.kh {
+                        let iy = (oy * self.stride + ky).checked_sub(self.padding);
+                        let Some(iy) = iy.filter(|&iy| iy < d.h) else {
+                            continue;
+                        };
                         for kx in 0..d.kw {
-                            let wv = i32::from(taps[(c * d.kh + ky) * d.kw + kx]);
-                            // Output columns whose input column ox·s + kx − p lies in the image.
-                            let lo = self.padding.saturating_sub(kx).div_ceil(self.stride);
-                            let hi = ((d.w + self.padding).saturating_sub(kx))
-                                .div_ceil(self.stride)
-                                .min(d.wo);
-                            for oy in 0..d.ho {
-                                let iy = (oy * self.stride + ky) as isize - self.padding as isize;
-                                if iy < 0 || iy >= d.h as isize || lo >= hi {
-                                    continue;
-                                }
-                                let row = &x[(c * d.h + iy as usize) * d.w..][..d.w];
-                                let dst = &mut acc[oy * d.wo..][..d.wo];
-                                let first = lo * self.stride + kx - self.padding;
-                                if self.stride == 1 {
-                                    for (a, &v) in
-                                        dst[lo..hi].iter_mut().zip(&row[first..first + hi - lo])
-                                    {
-                                        *a = a.wrapping_add(i32::from(v) * wv);
-                                    }
-                                } else {
-                                    for (k, a) in dst[lo..hi].iter_mut().enumerate() {
-                                        *a = a.wrapping_add(
-                                            i32::from(row[first + k * self.stride]) * wv,
-                                        );
-                                    }
-                                }
+                            let ix = (ox * self.stride + kx).checked_sub(self.padding);
+                            if let Some(ix) = ix.filter(|&ix| ix < d.w) {
+                                col[(c * d.kh + ky) * d.kw + kx] = x[(c * d.h + iy) * d.w + ix];
                             }
                         }
                     }
                 }
-                for (dst, a) in out.iter_mut().zip(acc) {
-                    let v = scales[o].apply(a);
+            });
+        let acc = gemm::gemm_i8(gemm::Kernel::detect(), w, &cols, d.o, taps, pixels);
+        let mut y = vec![0i8; d.o * pixels];
+        y.par_chunks_mut(pixels.max(1))
+            .zip(acc.par_chunks(pixels.max(1)))
+            .enumerate()
+            .for_each(|(o, (out, sums))| {
+                for (dst, &a) in out.iter_mut().zip(sums) {
+                    let v = scales[o].apply(a.wrapping_add(bias[o]));
                     *dst = if self.relu { v.max(0) } else { v };
                 }
             });

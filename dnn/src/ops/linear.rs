@@ -3,6 +3,7 @@
 
 use super::{arity, input_error, OpError};
 use crate::asm::reg::*;
+use crate::gemm;
 use crate::kernel::{build_kernel, KernelError, ParamLayout, TABLE_ADDR};
 use crate::quant::{emit_requant, Requant};
 use crate::tensor::{DType, Tensor};
@@ -107,20 +108,21 @@ impl Linear {
         let w = inputs[1].as_i8()?.as_slice().expect("standard layout");
         let bias = inputs[2].as_i32()?.as_slice().expect("standard layout");
         let scales = channel_scales("linear", inputs[3], n)?;
-        // Output (i, j) = row i of x · row j of w; spread over both cores in tasks of at least
-        // ~32k multiply-adds, so that small layers stay on one thread.
-        let mut y = vec![0i8; m * n];
-        let min_len = (32_768 / k.max(1)).max(1);
-        y.par_iter_mut()
-            .with_min_len(min_len)
-            .enumerate()
-            .for_each(|(idx, out)| {
-                let (i, j) = (idx / n, idx % n);
-                let acc =
-                    dot_i8(&x[i * k..(i + 1) * k], &w[j * k..(j + 1) * k]).wrapping_add(bias[j]);
-                let v = scales[j].apply(acc);
-                *out = if self.relu { v.max(0) } else { v };
-            });
+        // Output (i, j) = bias[j] + row i of x · row j of w, by the SIMD GEMM (exact wrapping sums).
+        let acc = gemm::gemm_i8(gemm::Kernel::detect(), x, w, m, k, n);
+        let y: Vec<i8> = acc
+            .par_chunks(n.max(1))
+            .flat_map_iter(|row| {
+                row.iter().zip(bias).zip(&scales).map(|((&a, &b), s)| {
+                    let v = s.apply(a.wrapping_add(b));
+                    if self.relu {
+                        v.max(0)
+                    } else {
+                        v
+                    }
+                })
+            })
+            .collect();
         let (_, shape) = self.output_type(inputs)?;
         Ok(Tensor::I8(
             ArrayD::from_shape_vec(IxDyn(&shape), y).expect("m·n outputs"),
@@ -136,14 +138,6 @@ impl Linear {
             ("relu", self.relu as i32),
         ])
     }
-}
-
-/// An int8 dot product accumulated in int32 (wrapping, as the VM's `add`), written so that the
-/// compiler vectorises it.
-pub(crate) fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
-    a.iter().zip(b).fold(0i32, |acc, (&x, &y)| {
-        acc.wrapping_add(i32::from(x) * i32::from(y))
-    })
 }
 
 /// The params words of a Linear node after the lengths: rows, inner and output sizes, fused ReLU.

@@ -17,6 +17,7 @@
 use super::linear::channel_scales;
 use super::{arity, input_error, OpError};
 use crate::asm::{reg::*, Assembler};
+use crate::gemm;
 use crate::kernel::{build_kernel, KernelError, ParamLayout, TABLE_ADDR};
 use crate::quant::emit_requant_clamped;
 use crate::tensor::{DType, Tensor};
@@ -200,38 +201,51 @@ impl MatMul {
             .expect("standard layout")
             .to_vec();
         let ea = narrow_rows(&mut a, d.k, d.a_bits);
-        let (b, eb): (Vec<i32>, Vec<u32>) = if d.b_wide {
+        // The int32 sums of every (row, column), by the SIMD GEMM: one product of all rows by the
+        // shared int8 weights, or one per batch for int16 `b`.
+        let kernel = gemm::Kernel::detect();
+        let (acc, eb): (Vec<i32>, Vec<u32>) = if d.b_wide {
             let mut b = inputs[1]
                 .as_i16()?
                 .as_slice()
                 .expect("standard layout")
                 .to_vec();
             let eb = narrow_rows(&mut b, d.k, d.b_bits);
-            (b.into_iter().map(i32::from).collect(), eb)
+            let acc = (0..d.batches)
+                .flat_map(|z| {
+                    gemm::gemm_i16(
+                        kernel,
+                        &a[z * d.m * d.k..][..d.m * d.k],
+                        &b[z * d.n * d.k..][..d.n * d.k],
+                        d.m,
+                        d.k,
+                        d.n,
+                    )
+                })
+                .collect();
+            (acc, eb)
         } else {
             let b = inputs[1].as_i8()?.as_slice().expect("standard layout");
-            (b.iter().map(|&v| i32::from(v)).collect(), vec![0; d.n])
+            let acc = gemm::gemm_i16_i8(kernel, &a, b, d.batches * d.m, d.k, d.n);
+            (acc, vec![0; d.n])
         };
-        let a: Vec<i32> = a.into_iter().map(i32::from).collect();
         let mut y = vec![0i16; d.batches * d.m * d.n];
-        y.par_chunks_mut(d.n).enumerate().for_each(|(row, out)| {
-            let z = row / d.m;
-            let (b, eb) = if d.b_wide {
-                (&b[z * d.n * d.k..][..d.n * d.k], &eb[z * d.n..][..d.n])
-            } else {
-                (&b[..], &eb[..])
-            };
-            let x = &a[row * d.k..][..d.k];
-            for (j, dst) in out.iter_mut().enumerate() {
-                let acc = x
-                    .iter()
-                    .zip(&b[j * d.k..][..d.k])
-                    .fold(0i32, |acc, (&p, &q)| acc.wrapping_add(p * q));
-                let e = ea[row] + eb[j];
-                let c = if d.per_channel { j } else { 0 };
-                *dst = scales[c].apply_i16(acc.wrapping_add(bias[c] >> e), e);
-            }
-        });
+        y.par_chunks_mut(d.n)
+            .zip(acc.par_chunks(d.n))
+            .enumerate()
+            .for_each(|(row, (out, sums))| {
+                let z = row / d.m;
+                let eb = if d.b_wide {
+                    &eb[z * d.n..][..d.n]
+                } else {
+                    &eb[..]
+                };
+                for (j, (dst, &acc)) in out.iter_mut().zip(sums).enumerate() {
+                    let e = ea[row] + eb[j];
+                    let c = if d.per_channel { j } else { 0 };
+                    *dst = scales[c].apply_i16(acc.wrapping_add(bias[c] >> e), e);
+                }
+            });
         Ok(Tensor::I16(
             ArrayD::from_shape_vec(IxDyn(&output_shape), y).expect("batches·m·n outputs"),
         ))
