@@ -222,7 +222,7 @@ fn bots_play_disputes_on_a_real_node() {
         "--model",
         "models/mnist-cnn",
         "--window",
-        "8",
+        "20",
         "--clock",
         "600",
         "--json",
