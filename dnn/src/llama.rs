@@ -239,20 +239,7 @@ pub fn random_model(config: &LlamaConfig, seed: u64, position: usize) -> Result<
             Op::MatMul(MatMul {}),
             vec![probs, vt, zero.clone(), ctx_scale],
         );
-        let ctx = g.node(
-            p("context.transpose"),
-            Op::Transpose {
-                perm: vec![1, 0, 2],
-            },
-            vec![ctx],
-        );
-        let ctx = g.node(
-            p("context.join"),
-            Op::Reshape {
-                shape: vec![1, dim],
-            },
-            vec![ctx],
-        );
+        let ctx = g.join_heads(&p(""), ctx, 1, dim);
         let o = g.dense(&p("attention.output"), ctx, 1, s, &rng.dense(dim, dim), s);
         x = g.add(p("attention.residual"), x, s, o, s, s);
 

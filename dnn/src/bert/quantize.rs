@@ -46,6 +46,31 @@ impl GraphBuilder {
         TensorRef::Node(self.nodes.len() - 1)
     }
 
+    /// The heads' contexts `[heads, rows, head_dim]` joined back into `[rows, width]`: nodes
+    /// `{prefix}context.transpose` and `{prefix}context.join`.
+    pub(crate) fn join_heads(
+        &mut self,
+        prefix: &str,
+        ctx: TensorRef,
+        rows: usize,
+        width: usize,
+    ) -> TensorRef {
+        let ctx = self.node(
+            format!("{prefix}context.transpose"),
+            Op::Transpose {
+                perm: vec![1, 0, 2],
+            },
+            vec![ctx],
+        );
+        self.node(
+            format!("{prefix}context.join"),
+            Op::Reshape {
+                shape: vec![rows, width],
+            },
+            vec![ctx],
+        )
+    }
+
     pub(crate) fn weight(&mut self, name: String, t: Tensor) -> TensorRef {
         self.weights.insert(name.clone(), t);
         TensorRef::Weight(name)
@@ -336,20 +361,7 @@ impl FloatBert {
                 Op::MatMul(MatMul {}),
                 vec![probs, vt, zero, c_scale],
             );
-            let ctx = g.node(
-                p("context.transpose"),
-                Op::Transpose {
-                    perm: vec![1, 0, 2],
-                },
-                vec![ctx],
-            );
-            let ctx = g.node(
-                p("context.join"),
-                Op::Reshape {
-                    shape: vec![tokens, h],
-                },
-                vec![ctx],
-            );
+            let ctx = g.join_heads(&p(""), ctx, tokens, h);
             let so = scale(&p("attention_dense"));
             let o = g.dense(
                 &p("attention.dense"),
