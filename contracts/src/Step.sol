@@ -162,9 +162,11 @@ contract Step {
     /// The witness ends before `what` (which needs `needed` bytes at `offset`), or has bytes left
     /// over after its last part (`needed` is then 0).
     error BadWitnessLength(string what, uint256 offset, uint256 needed, uint256 length);
-    /// The leaf holding the instruction at `pc` does not prove against the memory root.
+    /// The leaf holding the instruction at `pc` does not prove against the memory root, or its
+    /// proof's mask of left-out siblings has a bit above the tree's depth.
     error BadInstructionProof(uint32 pc);
-    /// The leaf holding `addr` does not prove against the memory root.
+    /// The leaf holding `addr` does not prove against the memory root, or its proof's mask of
+    /// left-out siblings has a bit above the tree's depth.
     error BadMemoryProof(uint32 addr);
     /// The input proof of `slot` is malformed or does not prove against the input root.
     error BadInputProof(uint32 slot, string reason);

@@ -170,7 +170,8 @@ pub enum VerifyError {
         /// The witness's length.
         len: usize,
     },
-    /// The instruction leaf and its path do not recompute to the pre-state's memory root.
+    /// The instruction leaf and its path do not recompute to the pre-state's memory root, or the
+    /// proof's mask of left-out siblings has a bit above the tree's depth.
     #[error(
         "bad instruction proof: the leaf holding pc {pc:#010x} does not prove against memRoot"
     )]
@@ -178,7 +179,8 @@ pub enum VerifyError {
         /// The pre-state's `pc`.
         pc: u32,
     },
-    /// The data leaf and its path do not recompute to the pre-state's memory root.
+    /// The data leaf and its path do not recompute to the pre-state's memory root, or the proof's
+    /// mask of left-out siblings has a bit above the tree's depth.
     #[error(
         "bad memory proof: the leaf holding address {addr:#010x} does not prove against memRoot"
     )]
