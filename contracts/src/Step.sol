@@ -7,6 +7,7 @@ import {
     INPUT_SLOTS,
     LEAF_BYTES,
     MEMORY_DEPTH,
+    MEMORY_ZERO_HASHES,
     OFFSET_EXIT_CODE,
     OFFSET_FRONTIER,
     OFFSET_INPUT_ROOT,
@@ -42,8 +43,10 @@ import {
 contract Step {
     // ---- Layout (protocol sections 1 and 2; the shared part is in VmLayout.sol) ---------------
 
-    /// Bytes of one memory proof: the leaf and its 27 siblings (section 4).
-    uint256 internal constant MEMORY_PROOF_LEN = 32 + 32 * MEMORY_DEPTH;
+    /// Bytes of a memory proof's head: the leaf and the `u32` mask of omitted siblings (section 4).
+    uint256 internal constant MEMORY_PROOF_HEAD_LEN = 32 + 4;
+    /// Memory taken for a read memory proof, `leaf ‖ path[0..27]` (a plain number, for assembly).
+    uint256 internal constant MEMORY_PROOF_BUFFER_LEN = 896; // 32 + 32 * MEMORY_DEPTH
     /// End of the guard page `[0, 0x1000)` (section 3.1).
     uint32 internal constant GUARD_END = 0x1000;
     /// Bounds of a non-empty tensor header (section 1.3).
@@ -159,9 +162,11 @@ contract Step {
     /// The witness ends before `what` (which needs `needed` bytes at `offset`), or has bytes left
     /// over after its last part (`needed` is then 0).
     error BadWitnessLength(string what, uint256 offset, uint256 needed, uint256 length);
-    /// The leaf holding the instruction at `pc` does not prove against the memory root.
+    /// The leaf holding the instruction at `pc` does not prove against the memory root, or its
+    /// proof's mask of left-out siblings has a bit above the tree's depth.
     error BadInstructionProof(uint32 pc);
-    /// The leaf holding `addr` does not prove against the memory root.
+    /// The leaf holding `addr` does not prove against the memory root, or its proof's mask of
+    /// left-out siblings has a bit above the tree's depth.
     error BadMemoryProof(uint32 addr);
     /// The input proof of `slot` is malformed or does not prove against the input root.
     error BadInputProof(uint32 slot, string reason);
@@ -202,9 +207,15 @@ contract Step {
         }
     }
 
-    /// The next `depth` hashes (a Merkle path, bottom to top); returns their calldata offset.
-    function _readPath(Cursor memory c, uint256 depth, string memory what) private pure returns (uint256) {
-        return _readBytes(c, 32 * depth, what);
+    /// The next `depth` hashes (a Merkle path, bottom to top), copied to memory; returns their
+    /// memory offset.
+    function _readPath(Cursor memory c, uint256 depth, string memory what) private pure returns (uint256 path) {
+        uint256 at = _readBytes(c, 32 * depth, what);
+        assembly ("memory-safe") {
+            path := mload(0x40)
+            mstore(0x40, add(path, shl(5, depth)))
+            calldatacopy(path, at, shl(5, depth))
+        }
     }
 
     /// Rejects bytes left over after the last part.
@@ -362,12 +373,51 @@ contract Step {
 
     // ---- Merkle proofs (sections 1 and 4) ------------------------------------------------------
 
-    /// Reads the 896-byte memory proof `leaf ‖ path` of a leaf; returns its calldata offset.
-    function _readMemoryProof(Cursor memory c, string memory what) private pure returns (uint256) {
-        return _readBytes(c, MEMORY_PROOF_LEN, what);
+    /// Reads the memory proof `leaf ‖ mask ‖ siblings` of the leaf holding `addr` (section 4) into
+    /// memory as `leaf ‖ path[0..27]`; returns its memory offset. The siblings whose mask bit is set
+    /// are left out of the witness and are the zero-subtree hashes of their level. A mask with a bit
+    /// above the tree's depth reverts with the custom error `bad` (`BadInstructionProof` or
+    /// `BadMemoryProof`) of `addr`.
+    function _readMemoryProof(Cursor memory c, uint32 addr, string memory what, bytes4 bad)
+        private
+        pure
+        returns (uint256 proof)
+    {
+        uint256 head = _readBytes(c, MEMORY_PROOF_HEAD_LEN, what);
+        uint256 mask;
+        assembly ("memory-safe") {
+            mask := shr(224, calldataload(add(head, 32)))
+        }
+        if (mask >> MEMORY_DEPTH != 0) {
+            assembly ("memory-safe") {
+                mstore(0, bad)
+                mstore(4, addr)
+                revert(0, 36)
+            }
+        }
+        uint256 omitted;
+        for (uint256 k = 0; k < MEMORY_DEPTH; k++) {
+            omitted += (mask >> k) & 1;
+        }
+        uint256 given = _readPath(c, MEMORY_DEPTH - omitted, what);
+        bytes memory zeros = MEMORY_ZERO_HASHES;
+        assembly ("memory-safe") {
+            proof := mload(0x40)
+            mstore(0x40, add(proof, MEMORY_PROOF_BUFFER_LEN))
+            mstore(proof, calldataload(head))
+            let path := add(proof, 32)
+            for { let h := 0 } lt(h, MEMORY_DEPTH) { h := add(h, 1) } {
+                switch and(shr(h, mask), 1)
+                case 0 {
+                    mstore(add(path, shl(5, h)), mload(given))
+                    given := add(given, 32)
+                }
+                default { mstore(add(path, shl(5, h)), mload(add(add(zeros, 32), shl(5, h)))) }
+            }
+        }
     }
 
-    /// The memory root of the tree that holds `leaf` where the leaf of the memory proof at calldata
+    /// The memory root of the tree that holds `leaf` where the leaf of the memory proof at memory
     /// `proof`, the one holding `addr`, is (section 1).
     function _memoryRootWithLeaf(uint256 proof, uint32 addr, bytes32 leaf) private pure returns (bytes32) {
         return _rootFromPath(leaf, addr / LEAF_BYTES, proof + 32, MEMORY_DEPTH);
@@ -377,7 +427,7 @@ contract Step {
     /// byte `pc mod 32` of the leaf.
     function _verifyInstructionProof(Cursor memory c, uint256 s) private pure returns (uint32) {
         uint32 pc = _pc(s);
-        uint256 proof = _readMemoryProof(c, "instruction proof");
+        uint256 proof = _readMemoryProof(c, pc, "instruction proof", BadInstructionProof.selector);
         bytes32 leaf = _proofLeaf(proof);
         if (_memoryRootWithLeaf(proof, pc, leaf) != _hash(s, OFFSET_MEM_ROOT)) revert BadInstructionProof(pc);
         return _leWord(leaf, pc % LEAF_BYTES, 4);
@@ -386,12 +436,12 @@ contract Step {
     /// Reads the memory proof of the leaf holding `addr`, checks it against `memRoot` and returns the
     /// leaf.
     function _verifyMemoryProof(Cursor memory c, bytes32 memRoot, uint32 addr) private pure returns (bytes32 leaf) {
-        uint256 proof = _readMemoryProof(c, "memory proof");
+        uint256 proof = _readMemoryProof(c, addr, "memory proof", BadMemoryProof.selector);
         leaf = _proofLeaf(proof);
         if (_memoryRootWithLeaf(proof, addr, leaf) != memRoot) revert BadMemoryProof(addr);
     }
 
-    /// Checks the memory proof at calldata `proof` (of the leaf holding `addr`) against `memRoot` and
+    /// Checks the memory proof at memory `proof` (of the leaf holding `addr`) against `memRoot` and
     /// returns the memory root with `leaf` in place of the proof's leaf: `_verifyMemoryProof`'s check
     /// and `_memoryRootWithLeaf` in one pass over the path.
     function _rewriteMemoryProof(uint256 proof, bytes32 memRoot, uint32 addr, bytes32 leaf)
@@ -401,12 +451,12 @@ contract Step {
     {
         bytes32 oldRoot;
         assembly ("memory-safe") {
-            oldRoot := calldataload(proof)
+            oldRoot := mload(proof)
             newRoot := leaf
             let index := shr(5, addr)
             let path := add(proof, 32)
             for { let h := 0 } lt(h, MEMORY_DEPTH) { h := add(h, 1) } {
-                let sibling := calldataload(add(path, shl(5, h)))
+                let sibling := mload(add(path, shl(5, h)))
                 switch and(shr(h, index), 1)
                 case 0 {
                     mstore(0x20, sibling)
@@ -668,7 +718,7 @@ contract Step {
         }
         uint32 code = _accessFault(addr, width);
         if (code != 0) return _fault(s, code);
-        uint256 proof = _readMemoryProof(c, "memory proof");
+        uint256 proof = _readMemoryProof(c, addr, "memory proof", BadMemoryProof.selector);
         bytes32 leaf = _leSetWord(_proofLeaf(proof), addr % LEAF_BYTES, width, _rs2(s, insn));
         _setHash(s, OFFSET_MEM_ROOT, _rewriteMemoryProof(proof, _hash(s, OFFSET_MEM_ROOT), addr, leaf));
         _advance(s);
@@ -830,7 +880,7 @@ contract Step {
         (uint256 chunkCount, bytes32 dataRoot) = _verifyInputProof(c, _hash(s, OFFSET_INPUT_ROOT), slot);
         if (chunkIndex >= chunkCount) return _fault(s, FAULT_INPUT_OUT_OF_RANGE);
         bytes32 chunk = _verifyChunkProof(c, chunkCount, dataRoot, slot, chunkIndex);
-        uint256 proof = _readMemoryProof(c, "memory proof");
+        uint256 proof = _readMemoryProof(c, dest, "memory proof", BadMemoryProof.selector);
         _setHash(s, OFFSET_MEM_ROOT, _rewriteMemoryProof(proof, _hash(s, OFFSET_MEM_ROOT), dest, chunk));
         _advance(s);
     }
@@ -855,14 +905,14 @@ contract Step {
 
     // ---- Helpers (Rust's crate::hash and byte reads) -------------------------------------------
 
-    /// The leaf of the memory proof at calldata `proof`.
+    /// The leaf of the memory proof at memory `proof`.
     function _proofLeaf(uint256 proof) private pure returns (bytes32 leaf) {
         assembly ("memory-safe") {
-            leaf := calldataload(proof)
+            leaf := mload(proof)
         }
     }
 
-    /// The root of a `depth`-level path at calldata `path` for `leaf` at `index`.
+    /// The root of a `depth`-level path at memory `path` for `leaf` at `index`.
     function _rootFromPath(bytes32 leaf, uint256 index, uint256 path, uint256 depth)
         private
         pure
@@ -871,7 +921,7 @@ contract Step {
         assembly ("memory-safe") {
             node := leaf
             for { let h := 0 } lt(h, depth) { h := add(h, 1) } {
-                let sibling := calldataload(add(path, shl(5, h)))
+                let sibling := mload(add(path, shl(5, h)))
                 switch and(shr(h, index), 1)
                 case 0 {
                     mstore(0, node)

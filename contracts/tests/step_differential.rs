@@ -15,6 +15,7 @@ use opml_contracts::{dev_signer, EmbeddedChain};
 use opml_vm::encode::{
     b as branch, i, j as jal, r, s, u, AUIPC, ECALL, JALR, LOAD, LUI, OP, OP_IMM,
 };
+use opml_vm::hash::zero_hash;
 use opml_vm::{
     ecall, parse_elf, verify_step, ElfImage, Hash, InputSlots, InputTensor, Machine, Status,
     StepProof, VerifyError,
@@ -496,7 +497,7 @@ fn write_chunk_to_a_full_accumulator_faults() {
     );
     let proof = m.prove_step();
     let mut witness = proof.witness.clone();
-    let acc_at = 237 + 896;
+    let acc_at = 237 + proof_at(&witness, 237).2;
     witness[acc_at..acc_at + 4].copy_from_slice(&((1u32 << 27) - 1).to_be_bytes());
     let acc_hash = opml_vm::keccak256(&witness[acc_at..acc_at + 868]);
     witness[205..237].copy_from_slice(&acc_hash);
@@ -668,6 +669,142 @@ fn tampered_witnesses_are_rejected_alike() {
                 result.is_err(),
                 "seed {seed}: {what}, {how}: accepted as {result:?}"
             );
+        }
+    }
+}
+
+/// A memory proof `leaf ‖ mask ‖ siblings` at offset `at` of a witness: its mask, its whole path
+/// (the left-out siblings put back as zero hashes) and its length.
+fn proof_at(witness: &[u8], at: usize) -> (u32, Vec<Hash>, usize) {
+    let mask = u32::from_be_bytes(witness[at + 32..at + 36].try_into().expect("4 bytes"));
+    let mut given = witness[at + 36..].chunks_exact(32);
+    let path: Vec<Hash> = (0..27)
+        .map(|k| match (mask >> k) & 1 {
+            1 => zero_hash(k),
+            _ => given
+                .next()
+                .expect("a sibling")
+                .try_into()
+                .expect("32 bytes"),
+        })
+        .collect();
+    let len = 36 + 32 * (27 - mask.count_ones() as usize);
+    (mask, path, len)
+}
+
+/// The zero-hash table the contract substitutes for left-out siblings is the VM's.
+#[test]
+fn the_contracts_zero_hashes_are_the_vms() {
+    let layout = include_str!("../src/VmLayout.sol");
+    let table = layout
+        .split("MEMORY_ZERO_HASHES =")
+        .nth(1)
+        .expect("VmLayout.sol defines MEMORY_ZERO_HASHES");
+    let hashes: Vec<&str> = table
+        .split(';')
+        .next()
+        .expect("a ; ends the table")
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .collect();
+    assert_eq!(hashes.len(), 27);
+    for (k, h) in hashes.iter().enumerate() {
+        assert_eq!(*h, alloy::primitives::hex::encode(zero_hash(k)), "Z[{k}]");
+    }
+}
+
+/// Masks of left-out zero siblings, honest and lying, in the instruction and the data proof:
+/// both verifiers accept the same ones (a zero sibling may also be given in full) and reject the
+/// others with the same error.
+#[test]
+fn sibling_masks_are_judged_alike() {
+    let j = judge();
+    let data = pattern();
+    let mut bases: Vec<(&str, StepProof, usize)> = Vec::new();
+    let mut base = |what, code: &[u32], regs: &[(usize, u32)], extra: usize| {
+        let mut m = machine(code, &data, regs, InputSlots::default());
+        bases.push((what, m.prove_step(), extra));
+    };
+    base("alu", &[r(0, 6, 5, 0, 7, OP)], &[(5, 1), (6, 2)], 0);
+    base("load", &[i(4, 5, 2, 7, LOAD)], &[(5, DATA)], 0);
+    base("store", &[s(4, 6, 5, 0)], &[(5, DATA), (6, 9)], 0);
+    base(
+        "store far",
+        &[s(0, 6, 5, 0)],
+        &[(5, 0x6000_0000), (6, 9)],
+        0,
+    );
+    base(
+        "write_chunk",
+        &[ECALL],
+        &[(17, ecall::WRITE_CHUNK), (10, DATA)],
+        868,
+    );
+    for (what, proof, extra) in &bases {
+        let (pre, w) = (proof.pre_state_hash, &proof.witness);
+        let insn_len = proof_at(w, 237).2;
+        let mut proofs = vec![("instruction", 237)];
+        if w.len() > 237 + insn_len + extra {
+            proofs.push(("data", 237 + insn_len + extra));
+        }
+        for (which, at) in proofs {
+            let (mask, path, len) = proof_at(w, at);
+            let given = |mask: u32| -> Vec<Hash> {
+                (0..27)
+                    .filter(|k| (mask >> k) & 1 == 0)
+                    .map(|k| path[k])
+                    .collect()
+            };
+            let with = |mask: u32, given: &[Hash]| {
+                [
+                    &w[..at + 32],
+                    &mask.to_be_bytes()[..],
+                    &given.concat(),
+                    &w[at + len..],
+                ]
+                .concat()
+            };
+            let first_given = (0..27).find(|k| (mask >> k) & 1 == 0).expect("a sibling");
+            let first_left = (0..27).find(|k| (mask >> k) & 1 == 1).expect("a zero");
+            let honest = given(mask);
+            let mut one_more = honest.clone();
+            one_more.push(zero_hash(0));
+            let cases: [(&str, Vec<u8>, bool); 9] = [
+                ("the encoder's own mask", with(mask, &honest), true),
+                ("every sibling given", with(0, &given(0)), true),
+                ("mask bit 27", with(mask | 1 << 27, &honest), false),
+                ("mask bit 31", with(mask | 1 << 31, &honest), false),
+                (
+                    "a non-zero sibling left out",
+                    with(mask | 1 << first_given, &given(mask | 1 << first_given)),
+                    false,
+                ),
+                (
+                    "the mask marks a given sibling",
+                    with(mask | 1 << first_given, &honest),
+                    false,
+                ),
+                (
+                    "the mask wants one sibling more",
+                    with(mask & !(1 << first_left), &honest),
+                    false,
+                ),
+                (
+                    "one sibling more than the mask says",
+                    with(mask, &one_more),
+                    false,
+                ),
+                ("one sibling fewer", with(mask, &honest[1..]), false),
+            ];
+            for (how, bytes, valid) in cases {
+                let label = format!("{what}, {which} proof: {how}");
+                let result = j.agree(&label, &pre, &bytes);
+                match valid {
+                    true => assert_eq!(result, Ok(proof.post_state_hash), "{label}"),
+                    false => assert!(result.is_err(), "{label}: accepted as {result:?}"),
+                }
+            }
         }
     }
 }

@@ -15,7 +15,7 @@
 //! per ecall; the constants have the same names too. Every witness rejection is a [`VerifyError`]
 //! whose variants carry the names and fields of the contract's custom errors.
 
-use crate::hash::{ceil_log2, hash_pair, keccak256, root_from_path, Hash, MEMORY_DEPTH};
+use crate::hash::{ceil_log2, hash_pair, keccak256, root_from_path, zero_hash, Hash, MEMORY_DEPTH};
 
 // ---- Layout (protocol sections 1 and 2) --------------------------------------------------------
 
@@ -38,8 +38,10 @@ const STATUS_FAULTED: u8 = 2;
 
 /// Leaf size of every tree, in bytes.
 const LEAF_BYTES: u32 = 32;
-/// Bytes of one memory proof: the leaf and its 27 siblings (section 4).
-const MEMORY_PROOF_LEN: usize = 32 + 32 * MEMORY_DEPTH;
+/// Bytes of a memory proof's head: the leaf and the `u32` mask of omitted siblings (section 4).
+const MEMORY_PROOF_HEAD_LEN: usize = 32 + 4;
+/// The mask bits that name a level of the memory tree; a proof with any other bit set is bad.
+const MEMORY_MASK_LEVELS: u32 = (1 << MEMORY_DEPTH) - 1;
 /// End of the guard page `[0, 0x1000)` (section 3.1).
 const GUARD_END: u32 = 0x1000;
 
@@ -168,7 +170,8 @@ pub enum VerifyError {
         /// The witness's length.
         len: usize,
     },
-    /// The instruction leaf and its path do not recompute to the pre-state's memory root.
+    /// The instruction leaf and its path do not recompute to the pre-state's memory root, or the
+    /// proof's mask of left-out siblings has a bit above the tree's depth.
     #[error(
         "bad instruction proof: the leaf holding pc {pc:#010x} does not prove against memRoot"
     )]
@@ -176,7 +179,8 @@ pub enum VerifyError {
         /// The pre-state's `pc`.
         pc: u32,
     },
-    /// The data leaf and its path do not recompute to the pre-state's memory root.
+    /// The data leaf and its path do not recompute to the pre-state's memory root, or the proof's
+    /// mask of left-out siblings has a bit above the tree's depth.
     #[error(
         "bad memory proof: the leaf holding address {addr:#010x} does not prove against memRoot"
     )]
@@ -434,17 +438,33 @@ struct MemoryProof {
     path: Vec<Hash>,
 }
 
-/// Reads the 896-byte memory proof of the leaf holding `addr`.
+/// Reads the memory proof `leaf ‖ mask ‖ siblings` of the leaf holding `addr` (section 4): the
+/// siblings whose mask bit is set are left out of the witness and are the zero-subtree hashes of
+/// their level. A mask with a bit above the tree's depth is `bad` (the caller's proof error).
 fn read_memory_proof(
     c: &mut Cursor<'_>,
     addr: u32,
     what: &'static str,
+    bad: VerifyError,
 ) -> Result<MemoryProof, VerifyError> {
-    let bytes = c.read_bytes(MEMORY_PROOF_LEN, what)?;
+    let head = c.read_bytes(MEMORY_PROOF_HEAD_LEN, what)?;
+    let mask = be_u32(head, 32);
+    if mask & !MEMORY_MASK_LEVELS != 0 {
+        return Err(bad);
+    }
+    let mut given = c
+        .read_path(MEMORY_DEPTH - mask.count_ones() as usize, what)?
+        .into_iter();
+    let path = (0..MEMORY_DEPTH)
+        .map(|k| match (mask >> k) & 1 {
+            1 => zero_hash(k),
+            _ => given.next().expect("one sibling read per clear bit"),
+        })
+        .collect();
     Ok(MemoryProof {
         index: u64::from(addr / LEAF_BYTES),
-        leaf: to_hash(&bytes[..32]),
-        path: bytes[32..].chunks_exact(32).map(to_hash).collect(),
+        leaf: to_hash(&head[..32]),
+        path,
     })
 }
 
@@ -456,7 +476,8 @@ fn memory_root_with_leaf(proof: &MemoryProof, leaf: &[u8; 32]) -> Hash {
 /// Reads the instruction proof, checks it against `memRoot` and returns the little-endian word at
 /// byte `pc mod 32` of the leaf.
 fn verify_instruction_proof(c: &mut Cursor<'_>, s: &State) -> Result<u32, VerifyError> {
-    let proof = read_memory_proof(c, s.pc, "instruction proof")?;
+    let bad = VerifyError::BadInstructionProof { pc: s.pc };
+    let proof = read_memory_proof(c, s.pc, "instruction proof", bad)?;
     if memory_root_with_leaf(&proof, &proof.leaf) != s.mem_root {
         return Err(VerifyError::BadInstructionProof { pc: s.pc });
     }
@@ -472,7 +493,12 @@ fn verify_memory_proof(
     mem_root: &Hash,
     addr: u32,
 ) -> Result<MemoryProof, VerifyError> {
-    let proof = read_memory_proof(c, addr, "memory proof")?;
+    let proof = read_memory_proof(
+        c,
+        addr,
+        "memory proof",
+        VerifyError::BadMemoryProof { addr },
+    )?;
     if memory_root_with_leaf(&proof, &proof.leaf) != *mem_root {
         return Err(VerifyError::BadMemoryProof { addr });
     }
@@ -781,7 +807,12 @@ fn execute_store(s: &mut State, c: &mut Cursor<'_>, insn: u32) -> Result<(), Ver
         s.fault(code);
         return Ok(());
     }
-    let proof = read_memory_proof(c, addr, "memory proof")?;
+    let proof = read_memory_proof(
+        c,
+        addr,
+        "memory proof",
+        VerifyError::BadMemoryProof { addr },
+    )?;
     let value = rs2(s, insn).to_le_bytes();
     let o = (addr % LEAF_BYTES) as usize;
     let w = width as usize;
@@ -926,7 +957,8 @@ fn ecall_read_chunk(s: &mut State, c: &mut Cursor<'_>) -> Result<(), VerifyError
         return Ok(());
     }
     let chunk = verify_chunk_proof(c, &input, slot, chunk_index)?;
-    let proof = read_memory_proof(c, dest, "memory proof")?;
+    let bad = VerifyError::BadMemoryProof { addr: dest };
+    let proof = read_memory_proof(c, dest, "memory proof", bad)?;
     s.mem_root = rewrite_memory_proof(&proof, &s.mem_root, dest, &chunk)?;
     s.advance();
     Ok(())
@@ -1034,11 +1066,27 @@ mod tests {
             out
         }
 
-        /// The memory proof of the leaf holding `addr`.
+        /// The memory proof of the leaf holding `addr`, every sibling given (mask 0).
         fn memory_proof(&self, addr: u32) -> Vec<u8> {
-            self.proof(u64::from(addr >> 5))
+            let index = u64::from(addr >> 5);
+            [&self.leaf(index)[..], &[0; 4], &self.path(index).concat()].concat()
+        }
+
+        /// The memory proof of the leaf holding `addr` with the siblings in `mask` left out.
+        fn masked_memory_proof(&self, addr: u32, mask: u32) -> Vec<u8> {
+            let index = u64::from(addr >> 5);
+            let mut out = [&self.leaf(index)[..], &mask.to_be_bytes()].concat();
+            for (k, sibling) in self.path(index).iter().enumerate() {
+                if (mask >> k) & 1 == 0 {
+                    out.extend_from_slice(sibling);
+                }
+            }
+            out
         }
     }
+
+    /// Bytes of a memory proof that gives all 27 siblings (mask 0).
+    const MEMORY_PROOF_LEN: usize = MEMORY_PROOF_HEAD_LEN + 32 * MEMORY_DEPTH;
 
     const PC: u32 = 0x1000;
     const DATA: u32 = 0x2000;
@@ -1744,7 +1792,7 @@ mod tests {
                 VerifyError::BadWitnessLength {
                     what: "memory proof",
                     offset: STATE_LEN + MEMORY_PROOF_LEN + good.len(),
-                    needed: MEMORY_PROOF_LEN,
+                    needed: MEMORY_PROOF_HEAD_LEN,
                     len: STATE_LEN + MEMORY_PROOF_LEN + good.len(),
                 },
             ),
@@ -1913,7 +1961,7 @@ mod tests {
                 VerifyError::BadWitnessLength {
                     what: "memory proof",
                     offset: acc_at + ACCUMULATOR_LEN,
-                    needed: MEMORY_PROOF_LEN,
+                    needed: MEMORY_PROOF_HEAD_LEN,
                     len: acc_at + ACCUMULATOR_LEN,
                 },
             ),
@@ -1996,7 +2044,12 @@ mod tests {
                 "no instruction proof",
                 addi.hash(),
                 aw[..STATE_LEN].to_vec(),
-                length("instruction proof", STATE_LEN, MEMORY_PROOF_LEN, STATE_LEN),
+                length(
+                    "instruction proof",
+                    STATE_LEN,
+                    MEMORY_PROOF_HEAD_LEN,
+                    STATE_LEN,
+                ),
             ),
             (
                 "instruction proof one byte short",
@@ -2004,8 +2057,8 @@ mod tests {
                 aw[..aw.len() - 1].to_vec(),
                 length(
                     "instruction proof",
-                    STATE_LEN,
-                    MEMORY_PROOF_LEN,
+                    STATE_LEN + MEMORY_PROOF_HEAD_LEN,
+                    32 * MEMORY_DEPTH,
                     aw.len() - 1,
                 ),
             ),
@@ -2028,9 +2081,15 @@ mod tests {
                 bad_insn.clone(),
             ),
             (
-                "flipped instruction path start",
+                "flipped instruction mask",
                 addi.hash(),
                 flip(&aw, insn_at + 32),
+                bad_insn.clone(),
+            ),
+            (
+                "flipped instruction path start",
+                addi.hash(),
+                flip(&aw, insn_at + MEMORY_PROOF_HEAD_LEN),
                 bad_insn.clone(),
             ),
             (
@@ -2049,13 +2108,18 @@ mod tests {
                 "lw without memory proof",
                 lw.hash(),
                 lww[..data_at].to_vec(),
-                length("memory proof", data_at, MEMORY_PROOF_LEN, data_at),
+                length("memory proof", data_at, MEMORY_PROOF_HEAD_LEN, data_at),
             ),
             (
                 "lw memory proof short",
                 lw.hash(),
                 lww[..full - 32].to_vec(),
-                length("memory proof", data_at, MEMORY_PROOF_LEN, full - 32),
+                length(
+                    "memory proof",
+                    data_at + MEMORY_PROOF_HEAD_LEN,
+                    32 * MEMORY_DEPTH,
+                    full - 32,
+                ),
             ),
             (
                 "lw trailing byte",
@@ -2096,6 +2160,145 @@ mod tests {
         ];
         for (name, pre, w, err) in cases {
             assert_eq!(verify_step(pre, w), Err(err.clone()), "{name}");
+        }
+    }
+
+    /// Siblings left out by the mask are the zero hashes of their level: a mask that leaves out a
+    /// sibling that is not zero, names a level above the tree, or disagrees with the number of
+    /// siblings that follow is rejected; a zero sibling given in full is fine.
+    #[test]
+    fn masked_memory_proofs() {
+        let addi = Vm::new(op_imm(1, 0), &[]);
+        let lw = Vm::new(load(0, 2), &[(6, DATA)]);
+        let sw = Vm::new(store(0, 2), &[(6, DATA), (7, 5)]);
+        // PC's and DATA's leaves meet at level 9: each is the other's only non-zero sibling.
+        let mask = MEMORY_MASK_LEVELS & !(1 << 8);
+        let state = |vm: &Vm| vm.s.encode().to_vec();
+        let insn = |vm: &Vm, mask: u32| vm.mem.masked_memory_proof(PC, mask);
+        let data = |vm: &Vm, mask: u32| vm.mem.masked_memory_proof(DATA, mask);
+        let with_mask =
+            |proof: Vec<u8>, mask: u32| [&proof[..32], &mask.to_be_bytes(), &proof[36..]].concat();
+        let bad_insn = Err(VerifyError::BadInstructionProof { pc: PC });
+        let bad_mem = Err(VerifyError::BadMemoryProof { addr: DATA });
+        let addi_post = Ok(addi.expect(|s| {
+            s.regs[5] = 1;
+            s.advance();
+        }));
+        let lw_post = verify_step(&lw.hash(), &lw.witness(&[], Some(DATA)));
+        let sw_post = verify_step(&sw.hash(), &sw.witness(&[], Some(DATA)));
+        assert!(lw_post.is_ok() && sw_post.is_ok());
+        let cases: Vec<(&str, &Vm, Vec<u8>, Result<Hash, VerifyError>)> = vec![
+            (
+                "every zero sibling left out",
+                &addi,
+                [state(&addi), insn(&addi, mask)].concat(),
+                addi_post.clone(),
+            ),
+            (
+                "a zero sibling given in full",
+                &addi,
+                [state(&addi), insn(&addi, mask & !(1 << 26))].concat(),
+                addi_post.clone(),
+            ),
+            (
+                "lw, both proofs masked",
+                &lw,
+                [state(&lw), insn(&lw, mask), data(&lw, mask)].concat(),
+                lw_post.clone(),
+            ),
+            (
+                "sw, both proofs masked",
+                &sw,
+                [state(&sw), insn(&sw, mask), data(&sw, mask)].concat(),
+                sw_post.clone(),
+            ),
+            (
+                "a non-zero sibling left out",
+                &addi,
+                [state(&addi), insn(&addi, MEMORY_MASK_LEVELS)].concat(),
+                bad_insn.clone(),
+            ),
+            (
+                "the mask marks the non-zero sibling that follows",
+                &addi,
+                [
+                    state(&addi),
+                    with_mask(insn(&addi, mask), MEMORY_MASK_LEVELS),
+                ]
+                .concat(),
+                bad_insn.clone(),
+            ),
+            (
+                "mask bit 27",
+                &addi,
+                [state(&addi), with_mask(insn(&addi, mask), mask | 1 << 27)].concat(),
+                bad_insn.clone(),
+            ),
+            (
+                "mask bit 31",
+                &addi,
+                [state(&addi), with_mask(insn(&addi, mask), mask | 1 << 31)].concat(),
+                bad_insn.clone(),
+            ),
+            (
+                "the mask wants one sibling more than given",
+                &addi,
+                [state(&addi), with_mask(insn(&addi, mask), mask & !1)].concat(),
+                Err(VerifyError::BadWitnessLength {
+                    what: "instruction proof",
+                    offset: STATE_LEN + MEMORY_PROOF_HEAD_LEN,
+                    needed: 64,
+                    len: STATE_LEN + MEMORY_PROOF_HEAD_LEN + 32,
+                }),
+            ),
+            (
+                "one sibling more than the mask wants",
+                &addi,
+                [state(&addi), insn(&addi, mask), vec![0; 32]].concat(),
+                Err(VerifyError::BadWitnessLength {
+                    what: "end of witness",
+                    offset: STATE_LEN + MEMORY_PROOF_HEAD_LEN + 32,
+                    needed: 0,
+                    len: STATE_LEN + MEMORY_PROOF_HEAD_LEN + 64,
+                }),
+            ),
+            (
+                "lw, data mask bit 27",
+                &lw,
+                [
+                    state(&lw),
+                    insn(&lw, mask),
+                    with_mask(data(&lw, mask), mask | 1 << 27),
+                ]
+                .concat(),
+                bad_mem.clone(),
+            ),
+            (
+                "lw, a non-zero data sibling left out",
+                &lw,
+                [state(&lw), insn(&lw, mask), data(&lw, MEMORY_MASK_LEVELS)].concat(),
+                bad_mem.clone(),
+            ),
+            (
+                "sw, a non-zero data sibling left out",
+                &sw,
+                [state(&sw), insn(&sw, mask), data(&sw, MEMORY_MASK_LEVELS)].concat(),
+                bad_mem.clone(),
+            ),
+            (
+                "sw, data mask bit 30",
+                &sw,
+                [
+                    state(&sw),
+                    insn(&sw, mask),
+                    with_mask(data(&sw, mask), 1 << 30),
+                ]
+                .concat(),
+                bad_mem,
+            ),
+        ];
+        for (name, vm, w, want) in cases {
+            assert_eq!(verify_step(&vm.hash(), &w), want, "{name}");
         }
     }
 

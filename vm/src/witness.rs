@@ -1,7 +1,7 @@
 //! The one-step witness: everything a verifier that knows only the pre-state hash needs to compute
 //! the post-state hash (`docs/protocol.md` section 4), and its byte encoding.
 
-use crate::hash::{Hash, MEMORY_DEPTH};
+use crate::hash::{zero_hash, Hash, MEMORY_DEPTH};
 use crate::state::{hex_hash, VmState};
 use serde::{Deserialize, Serialize};
 
@@ -112,9 +112,26 @@ impl StepWitness {
     }
 }
 
+/// `leaf ‖ mask ‖ the siblings the mask keeps` (`docs/protocol.md` section 4): bit `k` of the
+/// big-endian `u32` mask is set when sibling `k` is the zero-subtree hash `Z[k]`, which is then
+/// left out (the verifier puts it back). Untouched memory makes most siblings zero, and calldata
+/// is most of what a step costs on chain.
 fn encode_memory_proof(out: &mut Vec<u8>, proof: &MemoryProof) {
     out.extend_from_slice(&proof.leaf);
-    proof.path.iter().for_each(|h| out.extend_from_slice(h));
+    out.extend_from_slice(&zero_sibling_mask(&proof.path).to_be_bytes());
+    for (k, sibling) in proof.path.iter().enumerate() {
+        if *sibling != zero_hash(k) {
+            out.extend_from_slice(sibling);
+        }
+    }
+}
+
+/// The mask of a path's siblings that are zero-subtree hashes: bit `k` set when `path[k] = Z[k]`.
+fn zero_sibling_mask(path: &[Hash]) -> u32 {
+    path.iter()
+        .enumerate()
+        .filter(|(k, sibling)| **sibling == zero_hash(*k))
+        .fold(0, |mask, (k, _)| mask | 1 << k)
 }
 
 /// A proven step: the witness with the hashes on both sides. This is what `opml vm witness` writes
@@ -329,6 +346,31 @@ mod tests {
                 "{}",
                 class.name()
             );
+        }
+    }
+
+    /// Bit `k` of the mask is set exactly when sibling `k` is `Z[k]`; a zero that is not the
+    /// zero hash of its own level stays in.
+    #[test]
+    fn the_mask_names_the_zero_siblings() {
+        use crate::hash::{zero_hash, MEMORY_DEPTH};
+        let zeros: Vec<_> = (0..MEMORY_DEPTH).map(zero_hash).collect();
+        let with = |k: usize, h: [u8; 32]| {
+            let mut p = zeros.clone();
+            p[k] = h;
+            p
+        };
+        let all = (1u32 << MEMORY_DEPTH) - 1;
+        let cases = [
+            (zeros.clone(), all),
+            (with(0, [1; 32]), all & !1),
+            (with(26, [7; 32]), all & !(1 << 26)),
+            (with(5, zero_hash(4)), all & !(1 << 5)),
+            (with(3, [0; 32]), all & !(1 << 3)),
+            (vec![[9; 32]; MEMORY_DEPTH], 0),
+        ];
+        for (path, want) in cases {
+            assert_eq!(super::zero_sibling_mask(&path), want, "{want:#x}");
         }
     }
 
