@@ -5,7 +5,7 @@ use clap::Args;
 use opml_vm::memory::Memory;
 use opml_vm::{keccak256, verify_step, Checkpoints, RunOutcome};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
@@ -41,23 +41,24 @@ struct BenchReport {
     witness: Option<WitnessFigures>,
 }
 
+/// The interpreter's speed, compiled and interpreted, beside qemu-riscv32's.
 #[derive(Serialize)]
-struct InterpreterFigures {
-    program: String,
-    steps: u64,
+pub(crate) struct InterpreterFigures {
+    pub(crate) program: String,
+    pub(crate) steps: u64,
     /// The fast-forward interpreter as `Machine::run` runs it: hot blocks compiled to native code.
-    opml_ms: f64,
-    opml_steps_per_second: f64,
+    pub(crate) opml_ms: f64,
+    pub(crate) opml_steps_per_second: f64,
     /// Blocks the run compiled (0 on hosts without a code generator).
-    compiled_blocks: usize,
+    pub(crate) compiled_blocks: usize,
     /// The same run with every step interpreted.
-    interpreted_ms: f64,
-    interpreted_steps_per_second: f64,
-    qemu_ms: Option<f64>,
+    pub(crate) interpreted_ms: f64,
+    pub(crate) interpreted_steps_per_second: f64,
+    pub(crate) qemu_ms: Option<f64>,
     /// opml speed as a fraction of qemu-riscv32's (same program, same steps).
-    fraction_of_qemu: Option<f64>,
+    pub(crate) fraction_of_qemu: Option<f64>,
     /// The interpreter alone as a fraction of qemu-riscv32's.
-    interpreted_fraction_of_qemu: Option<f64>,
+    pub(crate) interpreted_fraction_of_qemu: Option<f64>,
 }
 
 #[derive(Serialize, Default)]
@@ -71,17 +72,21 @@ struct MerkleFigures {
     one_page_update_ms: f64,
 }
 
+/// The time to a witness deep in a long run, from checkpoints.
 #[derive(Serialize)]
-struct WitnessFigures {
-    program: String,
-    step: u64,
-    checkpoint_interval: u64,
-    checkpoints: usize,
-    record_ms: f64,
-    record_steps_per_second: f64,
-    witness_ms: f64,
-    witness_bytes: usize,
-    verified: bool,
+pub(crate) struct WitnessFigures {
+    pub(crate) program: String,
+    pub(crate) step: u64,
+    pub(crate) checkpoint_interval: u64,
+    pub(crate) checkpoints: usize,
+    /// Memory the snapshots hold: snapshots × pages in use at the end × 4 KiB (an upper bound on
+    /// their page data; their Merkle caches are not counted).
+    pub(crate) snapshot_bytes: usize,
+    pub(crate) record_ms: f64,
+    pub(crate) record_steps_per_second: f64,
+    pub(crate) witness_ms: f64,
+    pub(crate) witness_bytes: usize,
+    pub(crate) verified: bool,
 }
 
 fn best_of<T>(repeat: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
@@ -105,9 +110,14 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode> {
         ..args
     };
     let report = BenchReport {
-        interpreter: Some(interpreter(&args)?),
+        interpreter: Some(interpreter(&args.elf, args.repeat)?),
         merkle: merkle(&args),
-        witness: Some(witness(&args)?),
+        witness: Some(witness(
+            &args.long_elf,
+            args.witness_step,
+            args.checkpoint_interval,
+            args.repeat,
+        )?),
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -117,10 +127,12 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn interpreter(args: &BenchArgs) -> Result<InterpreterFigures> {
-    let machine = crate::vm::load_machine(&args.elf, &[])?;
+/// Runs `elf` to its end `repeat` times each with compiled blocks, interpreted, and under
+/// qemu-riscv32 when installed; the best time of each.
+pub(crate) fn interpreter(elf: &Path, repeat: usize) -> Result<InterpreterFigures> {
+    let machine = crate::vm::load_machine(elf, &[])?;
     let timed_run = |compile_blocks: bool| {
-        let (elapsed, mut end) = best_of(args.repeat, || {
+        let (elapsed, mut end) = best_of(repeat, || {
             let mut m = machine.clone();
             m.set_block_compiler(compile_blocks);
             m.run(u64::MAX);
@@ -129,7 +141,7 @@ fn interpreter(args: &BenchArgs) -> Result<InterpreterFigures> {
         anyhow::ensure!(
             matches!(end.outcome(), RunOutcome::Exited(_)),
             "{} did not exit: {:?}",
-            args.elf.display(),
+            elf.display(),
             end.outcome()
         );
         // Hashed after the timing: the figure is the run alone.
@@ -146,12 +158,12 @@ fn interpreter(args: &BenchArgs) -> Result<InterpreterFigures> {
     anyhow::ensure!(
         (steps, hash) == (interpreted_steps, interpreted_hash),
         "compiled blocks and the interpreter disagree on {}",
-        args.elf.display()
+        elf.display()
     );
     let qemu_ms = which_qemu().map(|qemu| {
-        best_of(args.repeat, || {
+        best_of(repeat, || {
             Command::new(&qemu)
-                .arg(&args.elf)
+                .arg(elf)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status()
@@ -162,7 +174,7 @@ fn interpreter(args: &BenchArgs) -> Result<InterpreterFigures> {
             * 1e3
     });
     Ok(InterpreterFigures {
-        program: args.elf.display().to_string(),
+        program: elf.display().to_string(),
         steps,
         opml_ms,
         opml_steps_per_second: steps as f64 / (opml_ms / 1e3),
@@ -219,30 +231,40 @@ fn merkle(args: &BenchArgs) -> MerkleFigures {
     }
 }
 
-fn witness(args: &BenchArgs) -> Result<WitnessFigures> {
-    let machine = crate::vm::load_machine(&args.long_elf, &[])
-        .with_context(|| format!("loading {}", args.long_elf.display()))?;
+/// Records checkpoints of `elf` every `interval` steps up to `step`, then proves step `step`
+/// from them (`repeat` times, the best kept) and verifies the witness.
+pub(crate) fn witness(
+    elf: &Path,
+    step: u64,
+    interval: u64,
+    repeat: usize,
+) -> Result<WitnessFigures> {
+    anyhow::ensure!(interval > 0, "the checkpoint interval must be positive");
+    let machine =
+        crate::vm::load_machine(elf, &[]).with_context(|| format!("loading {}", elf.display()))?;
     let start = Instant::now();
-    let (checkpoints, end) =
-        Checkpoints::record(machine, args.checkpoint_interval, args.witness_step);
+    let (checkpoints, end) = Checkpoints::record(machine, interval, step);
     let record = start.elapsed().as_secs_f64();
     anyhow::ensure!(
-        end.step_count() >= args.witness_step,
+        end.step_count() >= step,
         "{} stops after {} steps, before step {}",
-        args.long_elf.display(),
+        elf.display(),
         end.step_count(),
-        args.witness_step
+        step
     );
-    let (elapsed, proof) = best_of(args.repeat, || checkpoints.prove(args.witness_step));
+    // Page data of the snapshots (the Merkle caches they carry are not counted).
+    let snapshot_bytes = checkpoints.len() * end.memory().pages_in_use() * 4096;
+    let (elapsed, proof) = best_of(repeat, || checkpoints.prove(step));
     let verified = verify_step(&proof.pre_state_hash, &proof.witness)
         .is_ok_and(|h| h == proof.post_state_hash);
     Ok(WitnessFigures {
-        program: args.long_elf.display().to_string(),
-        step: args.witness_step,
-        checkpoint_interval: args.checkpoint_interval,
+        program: elf.display().to_string(),
+        step,
+        checkpoint_interval: interval,
         checkpoints: checkpoints.len(),
+        snapshot_bytes,
         record_ms: record * 1e3,
-        record_steps_per_second: args.witness_step as f64 / record,
+        record_steps_per_second: step as f64 / record,
         witness_ms: elapsed.as_secs_f64() * 1e3,
         witness_bytes: proof.witness.len(),
         verified,
@@ -289,11 +311,12 @@ fn print(report: &BenchReport) {
     if let Some(w) = &report.witness {
         println!("witness at step {} of {}", w.step, w.program);
         println!(
-            "  record run    {:>9.3} s   {:>8.1} M steps/s, {} checkpoints every {} steps",
+            "  record run    {:>9.3} s   {:>8.1} M steps/s, {} checkpoints every {} steps ({:.1} MiB)",
             w.record_ms / 1e3,
             w.record_steps_per_second / 1e6,
             w.checkpoints,
-            w.checkpoint_interval
+            w.checkpoint_interval,
+            w.snapshot_bytes as f64 / f64::from(1 << 20)
         );
         println!(
             "  witness       {:>9.3} s   {} bytes, verified: {}",

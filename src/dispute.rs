@@ -8,7 +8,7 @@ use opml_bisect::simulate::{Accounts, Transcript};
 use opml_bisect::{simulate, Attack, GameParams, SimulateOptions};
 use opml_dnn::Model;
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -70,21 +70,24 @@ pub(crate) fn run(cmd: DisputeCommand) -> Result<ExitCode> {
     }
 }
 
-fn simulate_cmd(args: SimulateArgs) -> Result<ExitCode> {
-    let model = Arc::new(Model::load(&args.model)?);
-    let input = crate::embed::model_input(&model, &args.model, &args.input)?;
+/// Plays one whole dispute of the model in `model_dir` on `input` (as `opml dispute simulate`
+/// takes them) on `chain` with `fault` and `params`; its transcript and what the chain is.
+pub(crate) fn simulate_dispute(
+    chain: &ChainArgs,
+    model_dir: &Path,
+    input: &str,
+    fault: Attack,
+    params: GameParams,
+) -> Result<(Transcript, ChainInfo)> {
+    let model = Arc::new(Model::load(model_dir)?);
+    let input = crate::embed::model_input(&model, model_dir, input)?;
     let options = SimulateOptions {
-        fault: args.fault,
-        params: GameParams {
-            arity: args.arity,
-            clock: args.clock,
-            challenge_window: args.window,
-            ..GameParams::default()
-        },
-        model_uri: format!("file:{}", args.model.display()),
+        fault,
+        params,
+        model_uri: format!("file:{}", model_dir.display()),
     };
-    let (transcript, chain) = runtime()?.block_on(async {
-        let (providers, chain) = args.chain.providers(3).await?;
+    runtime()?.block_on(async {
+        let (providers, chain) = chain.providers(3).await?;
         let accounts = Accounts {
             deployer: providers[0].clone(),
             submitter: providers[1].clone(),
@@ -94,8 +97,19 @@ fn simulate_cmd(args: SimulateArgs) -> Result<ExitCode> {
             .await
             .context("simulating the dispute")?;
         anyhow::Ok((transcript, chain))
-    })?;
-    let honest_won = match options.fault {
+    })
+}
+
+fn simulate_cmd(args: SimulateArgs) -> Result<ExitCode> {
+    let params = GameParams {
+        arity: args.arity,
+        clock: args.clock,
+        challenge_window: args.window,
+        ..GameParams::default()
+    };
+    let (transcript, chain) =
+        simulate_dispute(&args.chain, &args.model, &args.input, args.fault, params)?;
+    let honest_won = match args.fault {
         Attack::None => true,
         f if f.is_submitters() => transcript.winner == opml_bisect::Side::Challenger,
         _ => transcript.winner == opml_bisect::Side::Submitter,

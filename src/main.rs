@@ -9,6 +9,7 @@ mod embed;
 mod gemm_bench;
 mod model;
 mod onchain;
+mod report;
 mod vm;
 
 use clap::{Parser, Subcommand};
@@ -119,6 +120,13 @@ enum BenchCommand {
     /// G MAC/s of the native executor's int8 GEMM kernel (AVX-512 VNNI, AVX2 or scalar, as this
     /// CPU allows) against the scalar reference, same shape, threads and process.
     Gemm(gemm_bench::BenchGemmArgs),
+    /// The researchers' proof-cost report, every figure measured in this run: one-step gas and
+    /// witness bytes by instruction class over every step of the example programs; dispute
+    /// rounds and gas per party against graph and node size for arities 2 to 64 (moves measured
+    /// on the embedded chain, composed over sizes); time to a witness against the checkpoint
+    /// interval; VM speed beside qemu-riscv32 and native against VM per op kind; outside anchors
+    /// with their sources. Writes report.md, gas.json and SVG plots, and prints where.
+    Report(report::ReportArgs),
 }
 
 /// Restores the default action of SIGPIPE (Rust ignores it, so that a write to a closed pipe
@@ -181,6 +189,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Gas(args)) => onchain::bench_gas(args),
         Command::Bench(BenchCommand::Dnn(args)) => model::bench_dnn(args),
         Command::Bench(BenchCommand::Gemm(args)) => gemm_bench::bench_gemm(args),
+        Command::Bench(BenchCommand::Report(args)) => report::run(args),
         Command::Model(cmd) => model::run(cmd),
         Command::Infer(args) => model::infer(args),
         Command::Embed(args) => embed::embed(args),

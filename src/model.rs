@@ -11,7 +11,7 @@ use opml_dnn::mnist::{float_image, quantize_image, Dataset};
 use opml_dnn::{DType, Model, Tensor, TensorRef};
 use rayon::prelude::*;
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -557,35 +557,38 @@ pub(crate) struct BenchDnnArgs {
     json: bool,
 }
 
+/// One node's native time beside its VM run.
 #[derive(Serialize)]
-struct NodeBench {
-    name: String,
-    op: &'static str,
+pub(crate) struct NodeBench {
+    pub(crate) name: String,
+    pub(crate) op: &'static str,
     /// Median native time of the node.
-    native_ms: f64,
-    vm_steps: u64,
-    vm_ms: f64,
-    vm_over_native: f64,
+    pub(crate) native_ms: f64,
+    pub(crate) vm_steps: u64,
+    pub(crate) vm_ms: f64,
+    pub(crate) vm_over_native: f64,
 }
 
+/// int8 matmul throughput of the native executor against a scalar loop.
 #[derive(Serialize)]
-struct MatmulBench {
+pub(crate) struct MatmulBench {
     shape: [usize; 3],
     native_gmacs: f64,
     scalar_gmacs: f64,
     speedup: f64,
 }
 
+/// `opml bench dnn`: a model's native time beside its VM run, node by node.
 #[derive(Serialize)]
-struct DnnBench {
-    model: String,
+pub(crate) struct DnnBench {
+    pub(crate) model: String,
     /// Median native time of one whole inference.
-    native_ms: f64,
-    vm_steps: u64,
-    vm_ms: f64,
-    vm_over_native: f64,
-    nodes: Vec<NodeBench>,
-    matmul: MatmulBench,
+    pub(crate) native_ms: f64,
+    pub(crate) vm_steps: u64,
+    pub(crate) vm_ms: f64,
+    pub(crate) vm_over_native: f64,
+    pub(crate) nodes: Vec<NodeBench>,
+    pub(crate) matmul: MatmulBench,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -655,9 +658,49 @@ fn bench_matmul() -> Result<MatmulBench> {
 }
 
 pub(crate) fn bench_dnn(args: BenchDnnArgs) -> Result<ExitCode> {
-    let model = Model::load(&args.model)?;
-    let input = crate::embed::model_input(&model, &args.model, &args.input)?;
     let runs = args.runs.max(1);
+    let report = measure_dnn(&args.model, &args.input, runs)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{}: native {:.1} us per inference (median of {runs}); VM {} steps in {:.1} ms ({:.0}x native)",
+        report.model,
+        report.native_ms * 1e3,
+        report.vm_steps,
+        report.vm_ms,
+        report.vm_over_native
+    );
+    println!(
+        "  {:<10} {:<11} {:>10} {:>11} {:>9} {:>9}",
+        "node", "op", "native us", "VM steps", "VM ms", "VM/nat"
+    );
+    for n in &report.nodes {
+        println!(
+            "  {:<10} {:<11} {:>10.1} {:>11} {:>9.2} {:>9.0}",
+            n.name,
+            n.op,
+            n.native_ms * 1e3,
+            n.vm_steps,
+            n.vm_ms,
+            n.vm_over_native
+        );
+    }
+    let mm = &report.matmul;
+    println!(
+        "int8 matmul {}x{}x{}: native executor {:.2} GMAC/s, plain scalar loop {:.2} GMAC/s ({:.1}x)",
+        mm.shape[0], mm.shape[1], mm.shape[2], mm.native_gmacs, mm.scalar_gmacs, mm.speedup
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `model_dir` on `input` natively `runs` times (the median is kept) and each node once in the
+/// VM (checked against the native commitment); with the int8 matmul throughput.
+pub(crate) fn measure_dnn(model_dir: &Path, input: &str, runs: usize) -> Result<DnnBench> {
+    let model = Model::load(model_dir)?;
+    let input = crate::embed::model_input(&model, model_dir, input)?;
+    let runs = runs.max(1);
     let traces: Vec<_> = (0..runs)
         .map(|_| model.run(&input))
         .collect::<Result<_, _>>()?;
@@ -709,37 +752,5 @@ pub(crate) fn bench_dnn(args: BenchDnnArgs) -> Result<ExitCode> {
         nodes,
         matmul: bench_matmul()?,
     };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    println!(
-        "{}: native {:.1} us per inference (median of {runs}); VM {} steps in {:.1} ms ({:.0}x native)",
-        report.model,
-        report.native_ms * 1e3,
-        report.vm_steps,
-        report.vm_ms,
-        report.vm_over_native
-    );
-    println!(
-        "  {:<10} {:<11} {:>10} {:>11} {:>9} {:>9}",
-        "node", "op", "native us", "VM steps", "VM ms", "VM/nat"
-    );
-    for n in &report.nodes {
-        println!(
-            "  {:<10} {:<11} {:>10.1} {:>11} {:>9.2} {:>9.0}",
-            n.name,
-            n.op,
-            n.native_ms * 1e3,
-            n.vm_steps,
-            n.vm_ms,
-            n.vm_over_native
-        );
-    }
-    let mm = &report.matmul;
-    println!(
-        "int8 matmul {}x{}x{}: native executor {:.2} GMAC/s, plain scalar loop {:.2} GMAC/s ({:.1}x)",
-        mm.shape[0], mm.shape[1], mm.shape[2], mm.native_gmacs, mm.scalar_gmacs, mm.speedup
-    );
-    Ok(ExitCode::SUCCESS)
+    Ok(report)
 }

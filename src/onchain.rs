@@ -160,7 +160,7 @@ impl ChainArgs {
     }
 
     /// Deploys a Step contract where asked; returns it and what the chain is, for reports.
-    async fn deploy_step(&self) -> Result<(OnchainStep, ChainInfo)> {
+    pub(crate) async fn deploy_step(&self) -> Result<(OnchainStep, ChainInfo)> {
         let (mut providers, name) = self.providers(1).await?;
         let step = OnchainStep::deploy(providers.remove(0))
             .await
@@ -193,23 +193,28 @@ pub(crate) struct GasArgs {
     json: bool,
 }
 
-/// min / median / max of a set of gas figures.
-#[derive(Debug, Clone, Copy, Serialize)]
-struct GasStats {
-    count: usize,
-    min: u64,
-    median: u64,
-    max: u64,
+/// min / median / 90th percentile / max of a set of gas figures (or of witness sizes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub(crate) struct GasStats {
+    pub(crate) count: usize,
+    pub(crate) min: u64,
+    pub(crate) median: u64,
+    /// The value at rank ceil(0.9 × count) (nearest rank).
+    pub(crate) p90: u64,
+    pub(crate) max: u64,
 }
 
 impl GasStats {
-    fn of(values: &[u64]) -> Option<Self> {
+    /// The distribution of `values`; `None` when there are none.
+    pub(crate) fn of(values: &[u64]) -> Option<Self> {
         let mut v = values.to_vec();
         v.sort_unstable();
+        let p90 = *v.get((v.len() * 9).div_ceil(10).max(1) - 1)?;
         Some(Self {
             count: v.len(),
             min: *v.first()?,
             median: v[v.len() / 2],
+            p90,
             max: *v.last()?,
         })
     }
@@ -257,10 +262,11 @@ impl GasBook {
 
 /// One step where the contract and the VM disagree.
 #[derive(Serialize)]
-struct Mismatch {
+pub(crate) struct Mismatch {
     step: u64,
     vm_post_state_hash: String,
-    contract: String,
+    /// What the contract did instead.
+    pub(crate) contract: String,
 }
 
 #[derive(Serialize)]
@@ -312,7 +318,10 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// Submits one proven step: checks the contract's post-state against the VM's (eth_call) and
 /// measures the step as a transaction. Returns the mismatch, if any, and the gas.
-async fn submit(step: &OnchainStep, proof: &opml_vm::StepProof) -> Result<(Option<Mismatch>, u64)> {
+pub(crate) async fn submit(
+    step: &OnchainStep,
+    proof: &opml_vm::StepProof,
+) -> Result<(Option<Mismatch>, u64)> {
     let pre = B256::from(proof.pre_state_hash);
     let onchain = step.step(pre, &proof.witness).await;
     let mismatch = match onchain {
@@ -595,4 +604,27 @@ pub(crate) fn bench_gas(args: GasArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GasStats;
+
+    #[test]
+    fn stats_take_nearest_ranks() {
+        let cases: [(&[u64], Option<(u64, u64, u64, u64)>); 5] = [
+            (&[], None),
+            (&[7], Some((7, 7, 7, 7))),
+            (&[3, 1, 2], Some((1, 2, 3, 3))),
+            (
+                &[10, 20, 30, 40, 50, 60, 70, 80, 90, 100],
+                Some((10, 60, 90, 100)),
+            ),
+            (&[5; 11], Some((5, 5, 5, 5))),
+        ];
+        for (values, want) in cases {
+            let got = GasStats::of(values).map(|s| (s.min, s.median, s.p90, s.max));
+            assert_eq!(got, want, "{values:?}");
+        }
+    }
 }

@@ -274,7 +274,12 @@ fn every_json_output_follows_one_vocabulary() {
     let tmp = scratch("schema");
     let witness = tmp.join("witness.json");
     let imported = tmp.join("imported");
-    let (witness, imported) = (witness.to_str().unwrap(), imported.to_str().unwrap());
+    let report = tmp.join("report");
+    let (witness, imported, report) = (
+        witness.to_str().unwrap(),
+        imported.to_str().unwrap(),
+        report.to_str().unwrap(),
+    );
     let primes = "target/riscv-programs/primes.elf";
     let digit = "data/mnist/samples/digit-7-label-0.pgm";
     // The tour builds the example programs on first use; the rows after it run them.
@@ -330,6 +335,24 @@ fn every_json_output_follows_one_vocabulary() {
             None,
         ),
         case("bench gas", &["bench", "gas", "--json"], Some("osaka")),
+        case(
+            "bench report",
+            &[
+                "bench",
+                "report",
+                "--quick",
+                "--only",
+                "step-gas,dispute,anchors",
+                "--programs",
+                "hello",
+                "--hardfork",
+                "prague",
+                "--out",
+                report,
+                "--json",
+            ],
+            Some("prague"),
+        ),
         case(
             "bench gas",
             &["bench", "gas", "--hardfork", "prague", "--json"],
