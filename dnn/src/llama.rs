@@ -411,6 +411,11 @@ pub fn check_request(
     if prompt.is_empty() {
         return Err(LlamaError::Tokens("the prompt has no tokens".into()));
     }
+    if new_tokens == 0 {
+        return Err(LlamaError::Tokens(
+            "a request generates at least one token".into(),
+        ));
+    }
     if let Some((i, t)) = prompt
         .iter()
         .enumerate()
@@ -422,7 +427,7 @@ pub fn check_request(
         )));
     }
     // The last generated token is never fed back, so it needs no position.
-    let steps = (prompt.len() + new_tokens).saturating_sub(1).max(1);
+    let steps = prompt.len() + new_tokens - 1;
     if steps > config.max_positions {
         return Err(LlamaError::Tokens(format!(
             "{} prompt tokens and {new_tokens} new ones need {steps} positions; the decoder has {}",
@@ -494,12 +499,12 @@ pub fn generate(
     let mut states = Vec::with_capacity(steps);
     for position in 0..steps {
         let run = run_step(config, seed, position, tokens[position], &cache)?;
-        if position + 1 >= tokens.len() && tokens.len() < prompt.len() + new_tokens {
+        // Past the prompt, the step's output is the next token.
+        if position + 1 == tokens.len() {
             tokens.push(run.next);
         }
         cache = run.cache;
-        let known = (position + 2).min(tokens.len());
-        states.push(token_state(&tokens[..known], &cache)?);
+        states.push(token_state(&tokens[..position + 2], &cache)?);
     }
     Ok(Generation {
         tokens,
@@ -657,8 +662,9 @@ mod tests {
     #[test]
     fn hostile_requests_are_named_errors() {
         let tiny = LlamaConfig::tiny();
-        let cases: [(&[i32], usize, &str); 5] = [
+        let cases: [(&[i32], usize, &str); 6] = [
             (&[], 1, "the prompt has no tokens"),
+            (&[1], 0, "at least one token"),
             (&[1, 256], 1, "prompt token 1 is 256"),
             (&[-1], 1, "prompt token 0 is -1"),
             (&[1, 2], 64, "need 65 positions; the decoder has 64"),
