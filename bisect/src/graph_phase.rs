@@ -50,9 +50,26 @@ pub struct NodeEvidence {
     pub output_path: [Hash; TRACE_DEPTH],
 }
 
+/// Refuses graphs with state inputs (a decoder step's KV cache): their inputs come from a token
+/// state, which the token phase (protocol section 13, not built yet) proves, so this phase alone
+/// would have no commitment to check them against (input tag 3).
+fn no_state_inputs(model: &Model) -> Result<(), PhaseError> {
+    if model.manifest.state.is_empty() {
+        return Ok(());
+    }
+    Err(PhaseError::Model(opml_dnn::ModelError::State {
+        reason: format!(
+            "the graph takes {} state inputs; disputes over them need the token phase \
+             (protocol section 13), which is not built yet",
+            model.manifest.state.len()
+        ),
+    }))
+}
+
 impl GraphPhase {
     /// The honest view: the model run natively on `input`.
     pub fn honest(model: Arc<Model>, input: Tensor) -> Result<Self, PhaseError> {
+        no_state_inputs(&model)?;
         let outputs = model.run(&input)?.outputs();
         Self::from_outputs(model, input, outputs)
     }
@@ -63,6 +80,7 @@ impl GraphPhase {
         input: Tensor,
         outputs: Vec<Tensor>,
     ) -> Result<Self, PhaseError> {
+        no_state_inputs(&model)?;
         let leaves: Vec<Hash> = outputs
             .iter()
             .map(Tensor::commitment)
@@ -185,5 +203,35 @@ impl Phase for GraphPhase {
             output: self.leaves[node],
             output_path: trace_path(&self.leaves[..=node], node),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opml_dnn::llama::{random_model, LlamaConfig};
+
+    /// A decoder step with a KV cache is refused by phase 2 alone with an error that names the token
+    /// phase, rather than treating its state inputs as node outputs (tag 3 read as tag 2).
+    #[test]
+    fn graphs_with_state_inputs_are_refused() {
+        let config = LlamaConfig::tiny();
+        let token = Tensor::I32(ndarray::Array1::from(vec![1]).into_dyn());
+        for (position, refused) in [(0, false), (1, true)] {
+            let model = Arc::new(random_model(&config, 1, position).unwrap().model);
+            let result = GraphPhase::honest(model.clone(), token.clone());
+            assert_eq!(result.is_err(), refused, "position {position}");
+            if refused {
+                let outputs = vec![token.clone(); model.manifest.nodes.len()];
+                for err in [
+                    result.err().unwrap(),
+                    GraphPhase::from_outputs(model, token.clone(), outputs)
+                        .err()
+                        .unwrap(),
+                ] {
+                    assert!(err.to_string().contains("token phase"), "{err}");
+                }
+            }
+        }
     }
 }

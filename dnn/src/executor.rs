@@ -142,6 +142,13 @@ pub fn trace_path(leaves: &[Hash], index: usize) -> [Hash; TRACE_DEPTH] {
 impl Model {
     /// Runs the graph natively on `input`.
     pub fn run(&self, input: &Tensor) -> Result<Trace, ModelError> {
+        self.run_with_state(input, &[])
+    }
+
+    /// Runs a graph with state inputs (a decoder step's KV cache, [`crate::ModelManifest::state`])
+    /// natively on `input` and `state`.
+    pub fn run_with_state(&self, input: &Tensor, state: &[Tensor]) -> Result<Trace, ModelError> {
+        self.check_state(state)?;
         let spec = &self.manifest.input;
         if input.dtype() != spec.dtype || input.shape() != spec.shape.as_slice() {
             return Err(ModelError::Node {
@@ -160,7 +167,7 @@ impl Model {
         let mut tree = TraceTree::default();
         let mut nodes = Vec::with_capacity(self.manifest.nodes.len());
         for (index, node) in self.manifest.nodes.iter().enumerate() {
-            let inputs = self.node_inputs(index, input, &outputs)?;
+            let inputs = self.node_inputs_with_state(index, input, state, &outputs)?;
             let start = Instant::now();
             let output = node.op.native(&inputs).map_err(|e| ModelError::Node {
                 index,
@@ -188,10 +195,23 @@ impl Model {
         trace: &Trace,
         max_steps: u64,
     ) -> Result<KernelRun, ModelError> {
+        self.run_node_in_vm_with_state(index, input, &[], trace, max_steps)
+    }
+
+    /// [`Model::run_node_in_vm`] of a graph with state inputs.
+    pub fn run_node_in_vm_with_state(
+        &self,
+        index: usize,
+        input: &Tensor,
+        state: &[Tensor],
+        trace: &Trace,
+        max_steps: u64,
+    ) -> Result<KernelRun, ModelError> {
         // Borrowed, not cloned: a loop over every node must not copy every output each time.
-        let inputs = self.node_inputs_with(index, input, index.min(trace.nodes.len()), |j| {
-            &trace.nodes[j].output
-        })?;
+        let inputs =
+            self.node_inputs_with(index, input, state, index.min(trace.nodes.len()), |j| {
+                &trace.nodes[j].output
+            })?;
         let node = &self.manifest.nodes[index];
         node.op
             .run_in_vm(&inputs, max_steps)

@@ -18,6 +18,9 @@ pub enum TensorRef {
     Weight(String),
     /// The output of an earlier node, by index.
     Node(usize),
+    /// State input `k` of [`ModelManifest::state`]: a tensor carried over from an earlier run of a
+    /// related graph (a decoder's KV cache), committed by the token state rather than the request.
+    State(usize),
 }
 
 /// One node: an op, its inputs, and a name for people.
@@ -50,6 +53,11 @@ pub struct ModelManifest {
     pub name: String,
     /// The input the graph takes.
     pub input: InputSpec,
+    /// State inputs ([`TensorRef::State`]), in order: tensors a run takes besides the request
+    /// input, such as a decoder's KV cache of earlier positions. Empty (and absent from the JSON)
+    /// for graphs that take only the request, whose commitment is then unchanged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub state: Vec<InputSpec>,
     /// Nodes in topological order; the last node's output is the model's output.
     pub nodes: Vec<Node>,
     /// The weights file, relative to this file.
@@ -134,6 +142,24 @@ pub enum ModelError {
         /// The limit.
         max: usize,
     },
+    /// A declared state input is too large for a check to allocate.
+    #[error("state input {index} {shape:?} takes {bytes} bytes; at most {max}")]
+    StateTooLarge {
+        /// Its index.
+        index: usize,
+        /// The declared shape.
+        shape: Vec<usize>,
+        /// Its bytes (saturating).
+        bytes: usize,
+        /// The limit, [`MAX_STATE_BYTES`].
+        max: usize,
+    },
+    /// The state tensors given to a run do not match the graph's state inputs.
+    #[error("state inputs: {reason}")]
+    State {
+        /// What does not match.
+        reason: String,
+    },
     /// A tensor error.
     #[error(transparent)]
     Tensor(#[from] TensorError),
@@ -167,6 +193,10 @@ pub enum ModelError {
 /// Most bytes of a model's input: the `DisputeGame`'s `MAX_INPUT_BYTES`, since a request carries
 /// its input in calldata.
 pub const MAX_INPUT_BYTES: usize = 65_536;
+
+/// Most bytes of one state input (a layer's K or V cache: 7B-shaped at 4096 positions is 32 MiB),
+/// so that a hostile model file cannot make a check allocate without bound.
+pub const MAX_STATE_BYTES: usize = 1 << 28;
 
 impl Model {
     /// Builds a model and checks it.
@@ -206,7 +236,18 @@ impl Model {
         input: &'a Tensor,
         outputs: &'a [Tensor],
     ) -> Result<Vec<&'a Tensor>, ModelError> {
-        self.node_inputs_with(index, input, outputs.len(), |j| &outputs[j])
+        self.node_inputs_with(index, input, &[], outputs.len(), |j| &outputs[j])
+    }
+
+    /// [`Model::node_inputs`] of a graph with state inputs ([`ModelManifest::state`]).
+    pub fn node_inputs_with_state<'a>(
+        &'a self,
+        index: usize,
+        input: &'a Tensor,
+        state: &'a [Tensor],
+        outputs: &'a [Tensor],
+    ) -> Result<Vec<&'a Tensor>, ModelError> {
+        self.node_inputs_with(index, input, state, outputs.len(), |j| &outputs[j])
     }
 
     /// [`Model::node_inputs`] with the first `count` node outputs given by `output`, so that
@@ -215,6 +256,7 @@ impl Model {
         &'a self,
         index: usize,
         input: &'a Tensor,
+        state: &'a [Tensor],
         count: usize,
         output: impl Fn(usize) -> &'a Tensor,
     ) -> Result<Vec<&'a Tensor>, ModelError> {
@@ -234,6 +276,13 @@ impl Model {
                     .ok_or_else(|| fail(format!("weight {name} is not in the weights file"))),
                 TensorRef::Node(j) if *j < index && *j < count => Ok(output(*j)),
                 TensorRef::Node(j) => Err(fail(format!("input node {j} does not come before it"))),
+                TensorRef::State(k) => state.get(*k).ok_or_else(|| {
+                    fail(format!(
+                        "state input {k} is not given ({} given; the graph declares {})",
+                        state.len(),
+                        self.manifest.state.len()
+                    ))
+                }),
             })
             .collect()
     }
@@ -252,9 +301,10 @@ impl Model {
             });
         }
         let zero = self.zero_input()?;
+        let state = self.zero_state()?;
         let mut outputs = Vec::new();
         for (index, node) in self.manifest.nodes.iter().enumerate() {
-            let inputs = self.node_inputs(index, &zero, &outputs)?;
+            let inputs = self.node_inputs_with_state(index, &zero, &state, &outputs)?;
             let fail = |reason: String| ModelError::Node {
                 index,
                 name: node.name.clone(),
@@ -277,27 +327,44 @@ impl Model {
         self.weights.keys().map(String::as_str).collect()
     }
 
-    /// The model commitment (protocol section 9): `keccak(inputHeader ‖ nodesRoot ‖ weightsRoot)`.
+    /// The model commitment (protocol section 9): `keccak(inputHeader ‖ nodesRoot ‖ weightsRoot)`,
+    /// and `‖ stateRoot` appended only when the graph has state inputs (so that every graph
+    /// without them keeps its commitment).
     pub fn commitment(&self) -> Result<Hash, ModelError> {
         let leaves: Vec<u8> = self.node_leaves()?.concat();
         let spec = &self.manifest.input;
-        Ok(keccak256(
-            &[
-                &header(spec.dtype, &spec.shape)?[..],
-                &data_root(&leaves),
-                &self.weights_root()?,
-            ]
-            .concat(),
-        ))
+        let mut bytes = [
+            &header(spec.dtype, &spec.shape)?[..],
+            &data_root(&leaves),
+            &self.weights_root()?,
+        ]
+        .concat();
+        if !self.manifest.state.is_empty() {
+            bytes.extend_from_slice(&self.state_root()?);
+        }
+        Ok(keccak256(&bytes))
+    }
+
+    /// The data root over `H(header)` of each state input in order (protocol section 9): the
+    /// registered graph fixes the type and shape of every state tensor it reads.
+    pub fn state_root(&self) -> Result<Hash, ModelError> {
+        let leaves = self
+            .manifest
+            .state
+            .iter()
+            .map(|s| Ok(keccak256(&header(s.dtype, &s.shape)?)))
+            .collect::<Result<Vec<Hash>, ModelError>>()?;
+        Ok(data_root(&leaves.concat()))
     }
 
     /// Every node's leaf (protocol section 9), in order.
     pub fn node_leaves(&self) -> Result<Vec<Hash>, ModelError> {
         let zero = self.zero_input()?;
+        let state = self.zero_state()?;
         let mut leaves = Vec::with_capacity(self.manifest.nodes.len());
         let mut outputs = Vec::new();
         for (index, node) in self.manifest.nodes.iter().enumerate() {
-            let inputs = self.node_inputs(index, &zero, &outputs)?;
+            let inputs = self.node_inputs_with_state(index, &zero, &state, &outputs)?;
             let output = node
                 .op
                 .native(&inputs)
@@ -348,7 +415,8 @@ impl Model {
     }
 
     /// Node `index`'s inputs as committed (protocol section 9): per input its tag (0 the request
-    /// input, 1 a weight, 2 a node) and index (the weight's in name order, the node's).
+    /// input, 1 a weight, 2 a node, 3 a state input) and index (the weight's in name order, the
+    /// node's, the state input's).
     pub fn input_refs(&self, index: usize) -> Vec<(u8, u32)> {
         self.manifest.nodes[index]
             .inputs
@@ -360,6 +428,7 @@ impl Model {
                     self.weights.keys().position(|n| n == name).unwrap_or(0) as u32,
                 ),
                 TensorRef::Node(j) => (2, *j as u32),
+                TensorRef::State(k) => (3, *k as u32),
             })
             .collect()
     }
@@ -390,6 +459,58 @@ impl Model {
             &spec.shape,
             &vec![0; bytes],
         )?)
+    }
+
+    /// Zero tensors of the declared state inputs, each within [`MAX_STATE_BYTES`].
+    fn zero_state(&self) -> Result<Vec<Tensor>, ModelError> {
+        self.manifest
+            .state
+            .iter()
+            .enumerate()
+            .map(|(k, spec)| {
+                let too_large = |bytes: usize| ModelError::StateTooLarge {
+                    index: k,
+                    shape: spec.shape.clone(),
+                    bytes,
+                    max: MAX_STATE_BYTES,
+                };
+                let bytes = crate::tensor::byte_len(spec.dtype, &spec.shape)
+                    .map_err(|_| too_large(usize::MAX))?;
+                if bytes > MAX_STATE_BYTES {
+                    return Err(too_large(bytes));
+                }
+                Ok(Tensor::from_le_bytes(
+                    spec.dtype,
+                    &spec.shape,
+                    &vec![0; bytes],
+                )?)
+            })
+            .collect()
+    }
+
+    /// Checks that `state` matches the declared state inputs in number, type and shape.
+    pub fn check_state(&self, state: &[Tensor]) -> Result<(), ModelError> {
+        let specs = &self.manifest.state;
+        let bad = |reason: String| ModelError::State { reason };
+        if state.len() != specs.len() {
+            return Err(bad(format!(
+                "{} state tensors given; the graph takes {}",
+                state.len(),
+                specs.len()
+            )));
+        }
+        for (k, (t, spec)) in state.iter().zip(specs).enumerate() {
+            if t.dtype() != spec.dtype || t.shape() != spec.shape.as_slice() {
+                return Err(bad(format!(
+                    "state input {k} must be {:?} {:?}, got {:?} {:?}",
+                    spec.dtype,
+                    spec.shape,
+                    t.dtype(),
+                    t.shape()
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -517,6 +638,7 @@ mod tests {
                     }],
                 })
                 .collect(),
+            state: Vec::new(),
             weights: "weights.safetensors".into(),
             provenance: serde_json::Value::Null,
         };
@@ -633,5 +755,38 @@ mod tests {
         relinked.manifest.nodes[1].name = "renamed".into();
         // Names are for people; the commitment covers ops, params and wiring only.
         assert_eq!(model.commitment().unwrap(), relinked.commitment().unwrap());
+    }
+
+    /// State inputs leave every existing model file as it was: no `state` key is written for a
+    /// graph without them, so the committed files re-serialize to the same JSON; a graph with them
+    /// round-trips through its files, and its commitment covers the state inputs' shapes.
+    #[test]
+    fn state_inputs_are_backward_compatible_and_committed() {
+        let json = std::fs::read_to_string(mlp_dir().join("model.json")).unwrap();
+        let manifest: ModelManifest = serde_json::from_str(&json).unwrap();
+        assert!(manifest.state.is_empty());
+        let again = serde_json::to_value(&manifest).unwrap();
+        assert_eq!(
+            again,
+            serde_json::from_str::<serde_json::Value>(&json).unwrap()
+        );
+        assert!(again.get("state").is_none());
+
+        let step = crate::llama::random_model(&crate::llama::LlamaConfig::tiny(), 3, 2)
+            .unwrap()
+            .model;
+        let dir = std::env::temp_dir().join(format!("opml-state-{}", std::process::id()));
+        step.save(&dir).unwrap();
+        let loaded = Model::load(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(loaded.manifest, step.manifest);
+        assert_eq!(loaded.commitment().unwrap(), step.commitment().unwrap());
+        let mut other = step.clone();
+        other.manifest.state[0].shape[1] += 1;
+        assert_ne!(other.state_root().unwrap(), step.state_root().unwrap());
+        let mut hostile = step.clone();
+        hostile.manifest.state[0].shape = vec![1 << 20, 1 << 20];
+        let err = Model::new(hostile.manifest, hostile.weights).unwrap_err();
+        assert!(err.to_string().contains("state input 0"), "{err}");
     }
 }

@@ -155,6 +155,7 @@ pub fn quantize(float: &FloatModel, calibration: &[Activation]) -> Result<Model,
             scale: INPUT_SCALE,
         },
         nodes,
+        state: Vec::new(),
         weights: "weights.safetensors".into(),
         provenance: serde_json::json!({
             "float_model": float.path.display().to_string(),

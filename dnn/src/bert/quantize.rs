@@ -407,6 +407,7 @@ impl FloatBert {
                 scale: 1.0,
             },
             nodes: g.nodes,
+            state: Vec::new(),
             weights: "weights.safetensors".into(),
             provenance: serde_json::json!({
                 "architecture": "bert",
