@@ -5,8 +5,8 @@ use crate::graph::{Model, ModelError};
 use crate::kernel::KernelRun;
 use crate::tensor::{Tensor, TensorError};
 use opml_vm::hash::{hash_pair, zero_hash};
-use opml_vm::Hash;
 use opml_vm::lanes::hash_blocks;
+use opml_vm::Hash;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 

@@ -410,7 +410,21 @@ mod tests {
     fn data_root_equals_the_chunk_tree_root() {
         let p = PARALLEL_BYTES;
         for n in [
-            1, 31, 32, 33, 63, 64, 65, 96, 1000, p - 1, p, p + 1, p + 33, 2 * p, 3 * p + 5,
+            1,
+            31,
+            32,
+            33,
+            63,
+            64,
+            65,
+            96,
+            1000,
+            p - 1,
+            p,
+            p + 1,
+            p + 33,
+            2 * p,
+            3 * p + 5,
             16 * p + 64,
         ] {
             let data = bytes(n);
