@@ -214,13 +214,13 @@ fn hash_blocks_n<L: Lanes, const N: usize>(
         let mut state: [L; 25] = std::array::from_fn(|lane| load(words[lane]));
         f1600(&mut state);
         let lanes: [[u64; N]; 4] = std::array::from_fn(|lane| store(state[lane]));
-        for i in 0..keep {
+        out.extend((0..keep).map(|i| {
             let mut hash = [0u8; 32];
-            for (lane, bytes) in hash.chunks_exact_mut(8).enumerate() {
-                bytes.copy_from_slice(&lanes[lane][i].to_le_bytes());
+            for (bytes, lane) in hash.chunks_exact_mut(8).zip(&lanes) {
+                bytes.copy_from_slice(&lane[i].to_le_bytes());
             }
-            out.push(hash);
-        }
+            hash
+        }));
     }
 }
 
@@ -267,7 +267,7 @@ fn hash_blocks_scalar(blocks: &[u8], out: &mut Vec<Hash>) {
 /// `out[k]` = `hash_pair(block[..32], block[32..])`, the widest SIMD the CPU has hashing many at
 /// once. `blocks.len()` must be a multiple of 64.
 pub fn hash_blocks(blocks: &[u8], out: &mut Vec<Hash>) {
-    assert!(blocks.len() % 64 == 0, "blocks of 64 bytes");
+    assert!(blocks.len().is_multiple_of(64), "blocks of 64 bytes");
     out.reserve(blocks.len() / 64);
     #[cfg(target_arch = "x86_64")]
     {
