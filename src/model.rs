@@ -582,8 +582,18 @@ pub(crate) struct MatmulBench {
 #[derive(Serialize)]
 pub(crate) struct DnnBench {
     pub(crate) model: String,
-    /// Median native time of one whole inference.
+    /// Median native time of one whole inference, every node's output committed (`committed_ms`).
     pub(crate) native_ms: f64,
+    /// Median time of the same inference committing to nothing (`Model::run_plain`).
+    pub(crate) plain_ms: f64,
+    /// Median time of the inference with every node's output commitment and the trace roots, as
+    /// a submitter runs it (`Model::run`).
+    pub(crate) committed_ms: f64,
+    /// `committed_ms / plain_ms`: what committing adds to answering a request.
+    pub(crate) commitment_overhead: f64,
+    /// Median time of hashing every node output's commitment one after another on one thread:
+    /// the work that `committed_ms` overlaps with the ops.
+    pub(crate) hash_ms: f64,
     pub(crate) vm_steps: u64,
     pub(crate) vm_ms: f64,
     pub(crate) vm_over_native: f64,
@@ -673,6 +683,26 @@ pub(crate) fn bench_dnn(args: BenchDnnArgs) -> Result<ExitCode> {
         report.vm_over_native
     );
     println!(
+        "  plain {:.1} us, with every node's output committed {:.1} us ({:.2}x); the commitments alone {:.1} us on one thread",
+        report.plain_ms * 1e3,
+        report.committed_ms * 1e3,
+        report.commitment_overhead,
+        report.hash_ms * 1e3
+    );
+    let mut by_kind: Vec<(&str, f64)> = Vec::new();
+    for n in &report.nodes {
+        match by_kind.iter_mut().find(|(op, _)| *op == n.op) {
+            Some((_, ms)) => *ms += n.native_ms,
+            None => by_kind.push((n.op, n.native_ms)),
+        }
+    }
+    by_kind.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let kinds: Vec<String> = by_kind
+        .iter()
+        .map(|(op, ms)| format!("{op} {:.1}", ms * 1e3))
+        .collect();
+    println!("  native us by op: {}", kinds.join(", "));
+    println!(
         "  {:<10} {:<11} {:>10} {:>11} {:>9} {:>9}",
         "node", "op", "native us", "VM steps", "VM ms", "VM/nat"
     );
@@ -704,16 +734,23 @@ pub(crate) fn measure_dnn(model_dir: &Path, input: &str, runs: usize) -> Result<
     let traces: Vec<_> = (0..runs)
         .map(|_| model.run(&input))
         .collect::<Result<_, _>>()?;
-    let total = median(
-        (0..runs)
-            .map(|_| {
-                let t = Instant::now();
-                std::hint::black_box(model.run(&input).expect("ran above"));
-                t.elapsed().as_secs_f64()
-            })
-            .collect(),
-    );
     let trace = &traces[0];
+    // Plain and committed runs taken in turn, so that a change in the machine's load touches both.
+    let (mut plain, mut committed, mut hash) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let t = Instant::now();
+        std::hint::black_box(model.run_plain(&input)?);
+        plain.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        std::hint::black_box(model.run(&input)?);
+        committed.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        for node in &trace.nodes {
+            std::hint::black_box(node.output.commitment()?);
+        }
+        hash.push(t.elapsed().as_secs_f64());
+    }
+    let (plain, total, hash) = (median(plain), median(committed), median(hash));
     let mut nodes = Vec::new();
     let (mut vm_steps, mut vm_secs) = (0u64, 0f64);
     for (index, node) in model.manifest.nodes.iter().enumerate() {
@@ -746,6 +783,10 @@ pub(crate) fn measure_dnn(model_dir: &Path, input: &str, runs: usize) -> Result<
     let report = DnnBench {
         model: model.manifest.name.clone(),
         native_ms: total * 1e3,
+        plain_ms: plain * 1e3,
+        committed_ms: total * 1e3,
+        commitment_overhead: total / plain.max(1e-9),
+        hash_ms: hash * 1e3,
         vm_steps,
         vm_ms: vm_secs * 1e3,
         vm_over_native: vm_secs / total.max(1e-9),

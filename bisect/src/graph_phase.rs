@@ -2,7 +2,7 @@
 
 use crate::phase::{Phase, PhaseError};
 use crate::step_phase::StepPhase;
-use opml_dnn::executor::{trace_path, trace_root, TRACE_DEPTH};
+use opml_dnn::executor::{prefix_roots, trace_path, trace_root, TRACE_DEPTH};
 use opml_dnn::{Model, Tensor};
 use opml_vm::{Hash, InputTensor};
 use std::sync::Arc;
@@ -67,11 +67,21 @@ fn no_state_inputs(model: &Model) -> Result<(), PhaseError> {
 }
 
 impl GraphPhase {
-    /// The honest view: the model run natively on `input`.
+    /// The honest view: the model run natively on `input`, its outputs' commitments and trace
+    /// roots taken from the run (hashed there while the nodes ran), never hashed again.
     pub fn honest(model: Arc<Model>, input: Tensor) -> Result<Self, PhaseError> {
         no_state_inputs(&model)?;
-        let outputs = model.run(&input)?.outputs();
-        Self::from_outputs(model, input, outputs)
+        let trace = model.run(&input)?;
+        let count = trace.nodes.len();
+        let (mut outputs, mut leaves) = (Vec::with_capacity(count), Vec::with_capacity(count));
+        let mut roots = Vec::with_capacity(count + 1);
+        roots.push(trace_root(&[]));
+        for node in trace.nodes {
+            outputs.push(node.output);
+            leaves.push(node.commitment);
+            roots.push(node.trace_root);
+        }
+        Self::from_parts(model, input, outputs, leaves, roots)
     }
 
     /// A view from given node outputs: its trace leaves are their commitments.
@@ -85,9 +95,21 @@ impl GraphPhase {
             .iter()
             .map(Tensor::commitment)
             .collect::<Result<_, _>>()?;
-        let roots = (0..=leaves.len())
-            .map(|i| trace_root(&leaves[..i]))
+        let roots = std::iter::once(trace_root(&[]))
+            .chain(prefix_roots(&leaves))
             .collect();
+        Self::from_parts(model, input, outputs, leaves, roots)
+    }
+
+    /// A view from outputs, their commitments and the trace roots over them (`roots[i]` over the
+    /// first `i` leaves).
+    fn from_parts(
+        model: Arc<Model>,
+        input: Tensor,
+        outputs: Vec<Tensor>,
+        leaves: Vec<Hash>,
+        roots: Vec<Hash>,
+    ) -> Result<Self, PhaseError> {
         Ok(Self {
             input_commitment: input.commitment()?,
             node_leaves: model.node_leaves()?,

@@ -3,9 +3,11 @@
 
 use crate::graph::{Model, ModelError};
 use crate::kernel::KernelRun;
-use crate::tensor::Tensor;
+use crate::tensor::{Tensor, TensorError};
 use opml_vm::hash::{hash_pair, zero_hash};
+use opml_vm::lanes::hash_blocks;
 use opml_vm::Hash;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// Depth of the phase-2 trace tree: a model has at most 2^16 nodes.
@@ -83,6 +85,12 @@ pub struct TraceTree {
 impl TraceTree {
     /// Appends the next leaf; returns the new root (that of [`trace_root`] over all leaves pushed).
     pub fn push(&mut self, leaf: Hash) -> Hash {
+        self.append(leaf);
+        self.root()
+    }
+
+    /// Appends the next leaf without computing the root: one hash per carry, two on average.
+    pub fn append(&mut self, leaf: Hash) {
         let (mut node, mut size) = (leaf, self.count);
         for h in 0..TRACE_DEPTH {
             if size & 1 == 0 {
@@ -93,7 +101,6 @@ impl TraceTree {
             size >>= 1;
         }
         self.count += 1;
-        self.root()
     }
 
     /// The root over the leaves pushed so far, the rest zero.
@@ -109,6 +116,39 @@ impl TraceTree {
         }
         node
     }
+}
+
+/// The trace root after each leaf of `leaves` ([`trace_root`] of every non-empty prefix): the
+/// tree's frontier after each leaf in one pass, then the roots from their frontiers.
+pub fn prefix_roots(leaves: &[Hash]) -> Vec<Hash> {
+    let mut tree = TraceTree::default();
+    let frontiers: Vec<TraceTree> = leaves
+        .iter()
+        .map(|leaf| {
+            tree.append(*leaf);
+            tree.clone()
+        })
+        .collect();
+    // Every root climbs its own path, all of them one level at a time (as `TraceTree::root`
+    // does), each level's pairs hashed many at once.
+    let mut nodes = vec![zero_hash(0); leaves.len()];
+    let mut blocks = Vec::with_capacity(64 * leaves.len());
+    for h in 0..TRACE_DEPTH {
+        blocks.clear();
+        let zero = zero_hash(h);
+        for (node, frontier) in nodes.iter().zip(&frontiers) {
+            let (left, right) = if (frontier.count >> h) & 1 == 1 {
+                (&frontier.branch[h], node)
+            } else {
+                (node, &zero)
+            };
+            blocks.extend_from_slice(left);
+            blocks.extend_from_slice(right);
+        }
+        nodes.clear();
+        hash_blocks(&blocks, &mut nodes);
+    }
+    nodes
 }
 
 /// `hash_pair`, counted in tests so that a test can hold the trace tree to a linear number of hashes.
@@ -139,8 +179,17 @@ pub fn trace_path(leaves: &[Hash], index: usize) -> [Hash; TRACE_DEPTH] {
     path
 }
 
+/// Output bytes from which [`Model::run`] hashes a node's commitment on another thread: below it,
+/// hashing (a few microseconds) costs less than handing the job over.
+const SPAWN_HASH_BYTES: usize = 8 << 10;
+
 impl Model {
-    /// Runs the graph natively on `input`.
+    /// Runs the graph natively on `input` and commits to every node's output.
+    ///
+    /// The ops run one after another on this thread; each large output's commitment is hashed
+    /// on rayon's threads while the next nodes run, and the outputs are moved into the trace, never
+    /// copied. The trace roots are computed at the end, in parallel. The result is that of a plain
+    /// sequential loop, bit for bit.
     pub fn run(&self, input: &Tensor) -> Result<Trace, ModelError> {
         self.run_with_state(input, &[])
     }
@@ -148,7 +197,88 @@ impl Model {
     /// Runs a graph with state inputs (a decoder step's KV cache, [`crate::ModelManifest::state`])
     /// natively on `input` and `state`.
     pub fn run_with_state(&self, input: &Tensor, state: &[Tensor]) -> Result<Trace, ModelError> {
+        self.check_input(input)?;
         self.check_state(state)?;
+        let count = self.manifest.nodes.len();
+        let outputs: Vec<OnceLock<Tensor>> = (0..count).map(|_| OnceLock::new()).collect();
+        let commitments: Vec<OnceLock<Result<Hash, TensorError>>> =
+            (0..count).map(|_| OnceLock::new()).collect();
+        let mut times = Vec::with_capacity(count);
+        rayon::in_place_scope(|scope| {
+            for index in 0..count {
+                let output = self.run_node(index, input, state, |j| {
+                    outputs[j].get().expect("earlier outputs are set")
+                })?;
+                times.push(output.1);
+                // Set once: `index` is visited once. The hash job reads it behind a shared borrow.
+                let _ = outputs[index].set(output.0);
+                let output = outputs[index].get().expect("set above");
+                if output.byte_len() < SPAWN_HASH_BYTES {
+                    let _ = commitments[index].set(output.commitment());
+                    continue;
+                }
+                let commitments = &commitments;
+                scope.spawn(move |_| {
+                    let _ = commitments[index].set(output.commitment());
+                });
+            }
+            Ok::<_, ModelError>(())
+        })?;
+        let leaves: Vec<Hash> = commitments
+            .into_iter()
+            .map(|c| c.into_inner().expect("every hash job ran"))
+            .collect::<Result<_, _>>()?;
+        let roots = prefix_roots(&leaves);
+        Ok(Trace {
+            nodes: outputs
+                .into_iter()
+                .zip(leaves.into_iter().zip(roots))
+                .zip(times)
+                .map(|((output, (commitment, trace_root)), time)| NodeResult {
+                    output: output.into_inner().expect("every node ran"),
+                    commitment,
+                    trace_root,
+                    time,
+                })
+                .collect(),
+        })
+    }
+
+    /// Runs the graph natively on `input` and returns each node's output, committing to nothing:
+    /// the cost of inference alone, which `opml bench dnn` holds [`Model::run`] against.
+    pub fn run_plain(&self, input: &Tensor) -> Result<Vec<Tensor>, ModelError> {
+        self.check_input(input)?;
+        self.check_state(&[])?;
+        let mut outputs: Vec<Tensor> = Vec::with_capacity(self.manifest.nodes.len());
+        for index in 0..self.manifest.nodes.len() {
+            let (output, _) = self.run_node(index, input, &[], |j| &outputs[j])?;
+            outputs.push(output);
+        }
+        Ok(outputs)
+    }
+
+    /// Node `index` run natively on the request `input`, the `state` inputs and the earlier
+    /// outputs given by `output`; its output and the time the op took.
+    fn run_node<'a>(
+        &'a self,
+        index: usize,
+        input: &'a Tensor,
+        state: &'a [Tensor],
+        output: impl Fn(usize) -> &'a Tensor,
+    ) -> Result<(Tensor, Duration), ModelError> {
+        let inputs = self.node_inputs_with(index, input, state, index, output)?;
+        let node = &self.manifest.nodes[index];
+        let start = Instant::now();
+        let out = node.op.native(&inputs).map_err(|e| ModelError::Node {
+            index,
+            name: node.name.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok((out, start.elapsed()))
+    }
+
+    /// Checks that `input` has the type and shape the model takes.
+    fn check_input(&self, input: &Tensor) -> Result<(), ModelError> {
         let spec = &self.manifest.input;
         if input.dtype() != spec.dtype || input.shape() != spec.shape.as_slice() {
             return Err(ModelError::Node {
@@ -163,28 +293,7 @@ impl Model {
                 ),
             });
         }
-        let mut outputs: Vec<Tensor> = Vec::with_capacity(self.manifest.nodes.len());
-        let mut tree = TraceTree::default();
-        let mut nodes = Vec::with_capacity(self.manifest.nodes.len());
-        for (index, node) in self.manifest.nodes.iter().enumerate() {
-            let inputs = self.node_inputs_with_state(index, input, state, &outputs)?;
-            let start = Instant::now();
-            let output = node.op.native(&inputs).map_err(|e| ModelError::Node {
-                index,
-                name: node.name.clone(),
-                reason: e.to_string(),
-            })?;
-            let time = start.elapsed();
-            let commitment = output.commitment()?;
-            nodes.push(NodeResult {
-                output: output.clone(),
-                commitment,
-                trace_root: tree.push(commitment),
-                time,
-            });
-            outputs.push(output);
-        }
-        Ok(Trace { nodes })
+        Ok(())
     }
 
     /// Re-executes node `index` of a native run in the VM.
@@ -251,6 +360,12 @@ mod tests {
             if [0, 1, 2, 3, 7, 8, 511, 512, 999].contains(&i) {
                 assert_eq!(root, trace_root(&leaves[..=i]), "after {} leaves", i + 1);
             }
+        }
+        for n in [0, 1, 2, 5, 64, 1000] {
+            let roots = prefix_roots(&leaves[..n]);
+            let mut tree = TraceTree::default();
+            let want: Vec<Hash> = leaves[..n].iter().map(|l| tree.push(*l)).collect();
+            assert_eq!(roots, want, "{n} leaves");
         }
     }
 

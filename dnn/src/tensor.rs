@@ -8,6 +8,7 @@
 
 use ndarray::{ArrayD, IxDyn};
 use opml_vm::{data_root, tensor_commitment, Hash};
+use std::borrow::Cow;
 
 /// Element type of a tensor. The discriminant is its code in the tensor header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -150,10 +151,17 @@ impl Tensor {
 
     /// The elements, row-major, little-endian.
     pub fn to_le_bytes(&self) -> Vec<u8> {
+        self.le_bytes().into_owned()
+    }
+
+    /// [`Tensor::to_le_bytes`] without a copy where the memory already holds exactly those bytes
+    /// (a row-major array on a little-endian host, every tensor the executor makes): a commitment
+    /// hashes the tensor in place instead of serialising it first.
+    pub fn le_bytes(&self) -> Cow<'_, [u8]> {
         match self {
-            Self::I8(a) => a.iter().map(|&x| x as u8).collect(),
-            Self::I16(a) => a.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            Self::I32(a) => a.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            Self::I8(a) => le_bytes(a, |x| [x as u8]),
+            Self::I16(a) => le_bytes(a, i16::to_le_bytes),
+            Self::I32(a) => le_bytes(a, i32::to_le_bytes),
         }
     }
 
@@ -235,7 +243,7 @@ impl Tensor {
     pub fn commitment(&self) -> Result<Hash, TensorError> {
         Ok(tensor_commitment(
             &self.header()?,
-            &data_root(&self.to_le_bytes()),
+            &data_root(&self.le_bytes()),
         ))
     }
 
@@ -271,6 +279,36 @@ impl Tensor {
             }),
         }
     }
+}
+
+/// An integer element whose in-memory bytes on a little-endian host are its little-endian bytes.
+trait LeElement: Copy {}
+impl LeElement for i8 {}
+impl LeElement for i16 {}
+impl LeElement for i32 {}
+
+/// The row-major little-endian bytes of `a`: borrowed from its memory when it is in standard
+/// layout on a little-endian host, else encoded element by element with `encode`.
+fn le_bytes<T: LeElement, const N: usize>(
+    a: &ArrayD<T>,
+    encode: impl Fn(T) -> [u8; N],
+) -> Cow<'_, [u8]> {
+    #[cfg(target_endian = "little")]
+    if let Some(elements) = a.as_slice() {
+        // SAFETY: `T` is i8, i16 or i32 (`LeElement` is private): plain integers without padding,
+        // every byte initialised, and `u8` has alignment 1; the borrow keeps `a` alive and unchanged.
+        return Cow::Borrowed(unsafe {
+            std::slice::from_raw_parts(
+                elements.as_ptr().cast::<u8>(),
+                std::mem::size_of_val(elements),
+            )
+        });
+    }
+    let mut out = Vec::with_capacity(a.len() * N);
+    for &x in a.iter() {
+        out.extend_from_slice(&encode(x));
+    }
+    Cow::Owned(out)
 }
 
 /// The header of a `dtype` tensor of `shape` (protocol section 8).
@@ -334,9 +372,17 @@ mod tests {
             ),
             Tensor::I8(ArrayD::from_shape_vec(IxDyn(&[0]), vec![]).unwrap()),
         ];
+        // A transposed view is not in standard layout: its bytes are encoded in row-major order.
+        let view = ArrayD::from_shape_vec(IxDyn(&[2, 2]), vec![1i16, -2, 3, 0x0405])
+            .unwrap()
+            .reversed_axes();
+        let transposed = Tensor::I16(view);
+        assert!(matches!(transposed.le_bytes(), Cow::Owned(_)));
+        assert_eq!(transposed.to_le_bytes(), [1, 0, 3, 0, 254, 255, 5, 4]);
         for t in cases {
             let bytes = t.to_le_bytes();
             assert_eq!(bytes.len(), t.byte_len());
+            assert_eq!(t.le_bytes(), bytes, "{t:?}");
             assert_eq!(
                 Tensor::from_le_bytes(t.dtype(), t.shape(), &bytes).unwrap(),
                 t

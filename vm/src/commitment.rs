@@ -2,6 +2,7 @@
 //! (`docs/protocol.md` sections 1.2 to 1.5).
 
 use crate::hash::{ceil_log2, hash_pair, keccak256, zero_hash, Hash, MEMORY_DEPTH};
+use crate::lanes::hash_blocks;
 use crate::state::Fault;
 use crate::witness::{AccumulatorSnapshot, ChunkProof, InputProof};
 use std::sync::{Arc, OnceLock};
@@ -64,8 +65,64 @@ fn chunk_tree(bytes: &[u8]) -> Vec<Vec<Hash>> {
 }
 
 /// Data root of a byte string: the Merkle root of its 32-byte chunks padded to a power of two.
+///
+/// The root of [`chunk_tree`] without its levels: hashed straight from the bytes (no copy into
+/// chunks), subtrees of more than [`PARALLEL_BYTES`] on rayon's threads, since a submitter commits
+/// to every node output of every inference.
 pub fn data_root(bytes: &[u8]) -> Hash {
-    chunk_tree(bytes).last().map_or([0; 32], |root| root[0])
+    if bytes.is_empty() {
+        return [0; 32];
+    }
+    subtree_root(bytes, ceil_log2(bytes.len().div_ceil(32) as u64) as usize)
+}
+
+/// Bytes above which [`data_root`] splits a subtree over two threads (about 0.1 ms of hashing,
+/// far above what a rayon join costs).
+const PARALLEL_BYTES: usize = 1 << 18;
+
+/// Root of the height-`height` subtree whose leaves are the zero-padded 32-byte chunks of `bytes`
+/// (at most `2^height` chunks).
+fn subtree_root(bytes: &[u8], height: usize) -> Hash {
+    if bytes.is_empty() {
+        return zero_hash(height);
+    }
+    if height == 0 {
+        let mut chunk = [0u8; 32];
+        chunk[..bytes.len()].copy_from_slice(bytes);
+        return chunk;
+    }
+    if bytes.len() <= PARALLEL_BYTES {
+        return sequential_root(bytes, height);
+    }
+    let half = 32 << (height - 1);
+    let (left, right) = bytes.split_at(half.min(bytes.len()));
+    let (l, r) = rayon::join(
+        || subtree_root(left, height - 1),
+        || subtree_root(right, height - 1),
+    );
+    hash_pair(&l, &r)
+}
+
+/// [`subtree_root`] on one thread, `height >= 1`: the first level straight from 64-byte pairs of
+/// chunks, each level many pairs at a time ([`hash_blocks`]).
+fn sequential_root(bytes: &[u8], height: usize) -> Hash {
+    let whole = bytes.len() / 64 * 64;
+    let mut level = Vec::with_capacity(bytes.len().div_ceil(64));
+    hash_blocks(&bytes[..whole], &mut level);
+    if whole < bytes.len() {
+        let mut last = [0u8; 64];
+        last[..bytes.len() - whole].copy_from_slice(&bytes[whole..]);
+        hash_blocks(&last, &mut level);
+    }
+    for h in 1..height {
+        if level.len() % 2 == 1 {
+            level.push(zero_hash(h));
+        }
+        let mut next = Vec::with_capacity(level.len() / 2);
+        hash_blocks(level.as_flattened(), &mut next);
+        level = next;
+    }
+    level[0]
 }
 
 /// Tensor commitment: `keccak(header ‖ data_root)`.
@@ -345,6 +402,36 @@ mod tests {
 
     fn bytes(n: usize) -> Vec<u8> {
         (0..n).map(|i| (i * 7 + 3) as u8).collect()
+    }
+
+    /// The direct, parallel root equals the root of the whole chunk tree, at every length where
+    /// the padding, the first level or the parallel split changes.
+    #[test]
+    fn data_root_equals_the_chunk_tree_root() {
+        let p = PARALLEL_BYTES;
+        for n in [
+            1,
+            31,
+            32,
+            33,
+            63,
+            64,
+            65,
+            96,
+            1000,
+            p - 1,
+            p,
+            p + 1,
+            p + 33,
+            2 * p,
+            3 * p + 5,
+            16 * p + 64,
+        ] {
+            let data = bytes(n);
+            let tree = chunk_tree(&data);
+            assert_eq!(data_root(&data), tree.last().unwrap()[0], "{n} bytes");
+        }
+        assert_eq!(data_root(&[]), [0; 32]);
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod execute;
 pub mod hash;
 pub mod instruction;
 mod jit;
+pub mod lanes;
 pub mod machine;
 pub mod memory;
 pub mod state;
