@@ -7,6 +7,7 @@ mod demo;
 mod dispute;
 mod embed;
 mod gemm_bench;
+mod llm;
 mod model;
 mod onchain;
 mod vm;
@@ -83,6 +84,9 @@ enum Command {
     /// integer embedding of each text, with --float the f32 model's and their cosine; with
     /// --check-vm every node re-executed in the VM (exit status 1 on a mismatch).
     Embed(embed::EmbedArgs),
+    /// Greedy decoding by a LLaMA-shaped decoder with weights from a seed: token ids in, token ids
+    /// out, with the token state (tokens and KV cache committed) after every step.
+    Generate(llm::GenerateArgs),
     /// Benchmarks of proof costs.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -119,6 +123,9 @@ enum BenchCommand {
     /// G MAC/s of the native executor's int8 GEMM kernel (AVX-512 VNNI, AVX2 or scalar, as this
     /// CPU allows) against the scalar reference, same shape, threads and process.
     Gemm(gemm_bench::BenchGemmArgs),
+    /// A LLaMA-shaped decoder: native ms per token and GMAC/s, the commitments' overhead over
+    /// plain inference, nodes per token, and the largest node's VM steps and time.
+    Llm(llm::BenchLlmArgs),
 }
 
 /// Restores the default action of SIGPIPE (Rust ignores it, so that a write to a closed pipe
@@ -181,6 +188,8 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Gas(args)) => onchain::bench_gas(args),
         Command::Bench(BenchCommand::Dnn(args)) => model::bench_dnn(args),
         Command::Bench(BenchCommand::Gemm(args)) => gemm_bench::bench_gemm(args),
+        Command::Bench(BenchCommand::Llm(args)) => llm::bench_llm(args),
+        Command::Generate(args) => llm::generate(args),
         Command::Model(cmd) => model::run(cmd),
         Command::Infer(args) => model::infer(args),
         Command::Embed(args) => embed::embed(args),
