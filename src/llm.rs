@@ -85,8 +85,9 @@ fn shape_name(shape: Shape) -> String {
 pub(crate) fn generate(args: GenerateArgs) -> Result<ExitCode> {
     let config = args.model.config();
     let start = Instant::now();
-    let generation = opml_dnn::llama::generate(&config, args.seed, &args.prompt_tokens, args.tokens)
-        .context("generate")?;
+    let generation =
+        opml_dnn::llama::generate(&config, args.seed, &args.prompt_tokens, args.tokens)
+            .context("generate")?;
     let wall = start.elapsed();
     let steps: Vec<StepRow> = generation
         .states
@@ -112,12 +113,7 @@ pub(crate) fn generate(args: GenerateArgs) -> Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        let list = |t: &[i32]| {
-            t.iter()
-                .map(i32::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
-        };
+        let list = |t: &[i32]| t.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
         println!(
             "{} seed {}: prompt {} → generated {}",
             report.shape,
