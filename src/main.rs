@@ -7,6 +7,7 @@ mod demo;
 mod dispute;
 mod embed;
 mod gemm_bench;
+mod llm;
 mod model;
 mod onchain;
 mod report;
@@ -84,6 +85,9 @@ enum Command {
     /// integer embedding of each text, with --float the f32 model's and their cosine; with
     /// --check-vm every node re-executed in the VM (exit status 1 on a mismatch).
     Embed(embed::EmbedArgs),
+    /// Greedy decoding by a LLaMA-shaped decoder with weights from a seed: token ids in, token ids
+    /// out, with the token state (tokens and KV cache committed) after every step.
+    Generate(llm::GenerateArgs),
     /// Benchmarks of proof costs.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -127,6 +131,9 @@ enum BenchCommand {
     /// interval; VM speed beside qemu-riscv32 and native against VM per op kind; outside anchors
     /// with their sources. Writes report.md, gas.json and SVG plots, and prints where.
     Report(report::ReportArgs),
+    /// A LLaMA-shaped decoder: native ms per token and GMAC/s, the commitments' overhead over
+    /// plain inference, nodes per token, and the largest node's VM steps and time.
+    Llm(llm::BenchLlmArgs),
 }
 
 /// Restores the default action of SIGPIPE (Rust ignores it, so that a write to a closed pipe
@@ -190,6 +197,8 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Dnn(args)) => model::bench_dnn(args),
         Command::Bench(BenchCommand::Gemm(args)) => gemm_bench::bench_gemm(args),
         Command::Bench(BenchCommand::Report(args)) => report::run(args),
+        Command::Bench(BenchCommand::Llm(args)) => llm::bench_llm(args),
+        Command::Generate(args) => llm::generate(args),
         Command::Model(cmd) => model::run(cmd),
         Command::Infer(args) => model::infer(args),
         Command::Embed(args) => embed::embed(args),

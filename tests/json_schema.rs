@@ -371,6 +371,24 @@ fn every_json_output_follows_one_vocabulary() {
             None,
         ),
         case(
+            "bench llm",
+            &["bench", "llm", "--shape", "tiny", "--tokens", "2", "--json"],
+            None,
+        ),
+        case(
+            "generate",
+            &[
+                "generate",
+                "tiny",
+                "--prompt-tokens",
+                "1,2",
+                "--tokens",
+                "2",
+                "--json",
+            ],
+            None,
+        ),
+        case(
             "model import",
             &[
                 "model",

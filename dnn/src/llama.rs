@@ -451,6 +451,8 @@ pub struct StepRun {
     pub next: i32,
     /// The cache after this position: the outputs of [`DecoderStep::cache_nodes`].
     pub cache: Vec<Tensor>,
+    /// Wall time of the native run (commitments and trace included, the graph's construction not).
+    pub time: std::time::Duration,
 }
 
 /// Runs the decoder at `position` on `token` with the `cache` of the positions before it.
@@ -469,7 +471,9 @@ pub fn run_step(
     }
     let step = random_model(config, seed, position)?;
     let input = token_input(token);
+    let start = std::time::Instant::now();
     let trace = step.model.run_with_state(&input, cache)?;
+    let time = start.elapsed();
     let next = trace.output().as_i32()?[[0]];
     let cache = step
         .cache_nodes
@@ -482,6 +486,7 @@ pub fn run_step(
         input,
         next,
         cache,
+        time,
     })
 }
 
