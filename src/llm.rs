@@ -55,7 +55,8 @@ struct StepRow {
     next_token: i32,
     /// The token state after the step (protocol section 13).
     state_hash: String,
-    ms: f64,
+    /// The step's share of the generation's wall time.
+    native_ms: f64,
 }
 
 #[derive(Serialize)]
@@ -98,7 +99,7 @@ pub(crate) fn generate(args: GenerateArgs) -> Result<ExitCode> {
             token: generation.tokens[p],
             next_token: generation.tokens[p + 1],
             state_hash: format!("0x{}", hex::encode(state)),
-            ms: ms(wall) / generation.states.len() as f64,
+            native_ms: ms(wall) / generation.states.len() as f64,
         })
         .collect();
     let report = GenerateReport {
