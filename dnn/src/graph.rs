@@ -449,16 +449,7 @@ impl Model {
             bytes,
             max: MAX_INPUT_BYTES,
         };
-        let bytes =
-            crate::tensor::byte_len(spec.dtype, &spec.shape).map_err(|_| too_large(usize::MAX))?;
-        if bytes > MAX_INPUT_BYTES {
-            return Err(too_large(bytes));
-        }
-        Ok(Tensor::from_le_bytes(
-            spec.dtype,
-            &spec.shape,
-            &vec![0; bytes],
-        )?)
+        zero_tensor(spec, MAX_INPUT_BYTES, too_large)
     }
 
     /// Zero tensors of the declared state inputs, each within [`MAX_STATE_BYTES`].
@@ -474,16 +465,7 @@ impl Model {
                     bytes,
                     max: MAX_STATE_BYTES,
                 };
-                let bytes = crate::tensor::byte_len(spec.dtype, &spec.shape)
-                    .map_err(|_| too_large(usize::MAX))?;
-                if bytes > MAX_STATE_BYTES {
-                    return Err(too_large(bytes));
-                }
-                Ok(Tensor::from_le_bytes(
-                    spec.dtype,
-                    &spec.shape,
-                    &vec![0; bytes],
-                )?)
+                zero_tensor(spec, MAX_STATE_BYTES, too_large)
             })
             .collect()
     }
@@ -604,6 +586,25 @@ pub fn write_safetensors(tensors: &BTreeMap<String, Tensor>) -> Result<Vec<u8>, 
         name: String::new(),
         reason: e.to_string(),
     })
+}
+
+/// The zero tensor of `spec`'s type and shape, refused with `too_large(bytes)` above `max` bytes
+/// (`usize::MAX` when the size overflows): a model file cannot make a load allocate without bound.
+fn zero_tensor(
+    spec: &InputSpec,
+    max: usize,
+    too_large: impl Fn(usize) -> ModelError,
+) -> Result<Tensor, ModelError> {
+    let bytes =
+        crate::tensor::byte_len(spec.dtype, &spec.shape).map_err(|_| too_large(usize::MAX))?;
+    if bytes > max {
+        return Err(too_large(bytes));
+    }
+    Ok(Tensor::from_le_bytes(
+        spec.dtype,
+        &spec.shape,
+        &vec![0; bytes],
+    )?)
 }
 
 #[cfg(test)]
